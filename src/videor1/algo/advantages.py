@@ -1,0 +1,137 @@
+"""Advantages of T-GRPO (Eq. 3) and the exact rule for skipping the shuffled group.
+
+A known weakness (SPEC §2): the temporal bonus is the same for every correct response of a group,
+and group-std normalisation is scale invariant, so when the other rewards of the group are equal
+the bonus leaves the advantages unchanged and T-GRPO reduces to GRPO. Hence the switches:
+- `placement="reward"` (paper, Eq. 2 then Eq. 3) or `"advantage"` (added after normalisation,
+  which the paper also allows: "r_t could also be added to the advantages directly");
+- `scale="group"` (paper), `"batch"` (std over the whole batch) or `"none"` (Dr. GRPO: no std).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from videor1.algo.shaping import temporal_bonus_certain, temporal_reward
+
+Scale = Literal["group", "batch", "none"]
+Placement = Literal["reward", "advantage"]
+
+# Advantages closer than this are "unchanged". The eps in the denominator makes group-std
+# normalisation only approximately scale invariant: a cancelled bonus still moves advantages by
+# ~1e-4 * alpha / std, far below any change a bonus makes when it matters (~alpha / std).
+IMMATERIAL_ATOL = 1e-3
+
+
+def group_advantages(
+    rewards: Tensor,
+    group_size: int,
+    scale: Scale = "group",
+    bonus: Tensor | None = None,
+    placement: Placement = "reward",
+    eps: float = 1e-4,
+) -> Tensor:
+    """Eq. 3: A_i = (R_i - mean(R)) / std(R) over each group of `group_size` responses.
+
+    rewards: (B*G,) r_i (accuracy + format + length bonus); bonus: (B*G,) temporal bonus of Eq. 2 or
+    None. The std is the unbiased one with `eps` added, as in the reference code (TRL's GRPO).
+    Returns (B*G,).
+    """
+    if group_size < 2:
+        raise ValueError(f"group_size must be at least 2 to compare responses, got {group_size}")
+    if bonus is not None and placement == "reward":
+        rewards = rewards + bonus
+    grouped = rewards.view(-1, group_size)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    if scale == "group":
+        centred = _divide(centred, grouped.std(dim=1, keepdim=True) + eps)
+    elif scale == "batch":
+        centred = _divide(centred, rewards.std() + eps)
+    elif scale != "none":
+        raise ValueError(f"unknown scale {scale!r}: use 'group', 'batch' or 'none'")
+    advantages = centred.reshape(-1)
+    if bonus is not None and placement == "advantage":
+        advantages = advantages + bonus
+    return advantages
+
+
+def _divide(centred: Tensor, std: Tensor) -> Tensor:
+    """centred / std, with 0 where std is 0 (equal rewards carry no signal, even with eps = 0)."""
+    return torch.where(std > 0, centred / std.clamp_min(torch.finfo(std.dtype).tiny), torch.zeros_like(centred))
+
+
+def bonus_is_immaterial(
+    rewards: Tensor,
+    correct: Tensor,
+    alpha: float,
+    scale: Scale = "group",
+    placement: Placement = "reward",
+    eps: float = 1e-4,
+    atol: float = IMMATERIAL_ATOL,
+) -> bool:
+    """Whether granting r_t = alpha to this group cannot change its advantages.
+
+    rewards: (G,) r_i of one ordered group; correct: bool (G,). True when no response is correct
+    (nobody would receive the bonus), or when normalisation cancels it (Eq. 3 is scale invariant).
+    With `scale="batch"` a group's bonus moves the batch std and hence every other group, so it is
+    immaterial only when nobody would receive it.
+    """
+    if not bool(correct.any()) or alpha == 0.0:
+        return True
+    if scale == "batch" and placement == "reward":
+        return False
+    bonus = alpha * correct.to(rewards.dtype)
+    group_size = rewards.numel()
+    with_bonus = group_advantages(rewards, group_size, scale, bonus, placement, eps)
+    without = group_advantages(rewards, group_size, scale, None, placement, eps)
+    return bool(torch.allclose(with_bonus, without, rtol=0.0, atol=atol))
+
+
+def shuffled_group_needed(
+    rewards: Tensor,
+    correct: Tensor,
+    alpha: float = 0.3,
+    ratio: float = 1.0,
+    scale: Scale = "group",
+    placement: Placement = "reward",
+    eps: float = 1e-4,
+) -> bool:
+    """Whether the shuffled rollouts of this video group can change any advantage (SPEC §2).
+
+    Not needed when r_t is certain (p >= ratio, so Eq. 1 holds for every p~ <= 1), or when the bonus
+    is immaterial (no correct response, or cancelled by normalisation). Skipping them then gives the
+    same r_t as generating them, so the update is bit-identical (see `resolve_temporal_reward`).
+    """
+    if bonus_is_immaterial(rewards, correct, alpha, scale, placement, eps):
+        return False
+    p_ordered = float(correct.float().mean())
+    return not temporal_bonus_certain(p_ordered, ratio)
+
+
+def resolve_temporal_reward(
+    rewards: Tensor,
+    correct: Tensor,
+    p_shuffled: float | None,
+    alpha: float = 0.3,
+    ratio: float = 1.0,
+    scale: Scale = "group",
+    placement: Placement = "reward",
+    eps: float = 1e-4,
+) -> float:
+    """The r_t to use for one ordered video group, with or without its shuffled group.
+
+    rewards: (G,) r_i; correct: bool (G,); p_shuffled: fraction correct with shuffled frames, or None
+    when the shuffled group was skipped. An immaterial bonus resolves to 0 whatever p~ is, so that a
+    run that skips the shuffled group and one that always generates it take the same update.
+    """
+    if bonus_is_immaterial(rewards, correct, alpha, scale, placement, eps):
+        return 0.0
+    p_ordered = float(correct.float().mean())
+    if temporal_bonus_certain(p_ordered, ratio):
+        return alpha
+    if p_shuffled is None:
+        raise ValueError("the shuffled group can change this group's advantages: p_shuffled is required")
+    return temporal_reward(p_ordered, p_shuffled, alpha, ratio)
