@@ -26,22 +26,25 @@ _NUMBER = re.compile(
     r"([-+\u2212]?)[$€£¥]?"  # sign (ASCII or the Unicode minus), then an optional currency
     r"((?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]*)?|\.[0-9]+)"
     r"((?:[eE][-+]?[0-9]+)?)"
+    r"(?![0-9]|\.[0-9])"  # "1.2.3" is a version string, not the number 1.2
 )
 
 # A letter used as an option label, with the forms a model writes it in.
 _BARE_LETTER = re.compile(r"[(\[]?([A-Za-z])[)\].:]?")
 _LABEL_PREFIX = re.compile(r"[(\[]?([A-Za-z])[)\].:]\s*(.*)", re.DOTALL)
 _CUE_LETTER = re.compile(
-    r"\b(?:answer|option|choice)\b(?:\s*(?:is|would be|should be|:|-))?"
+    r"\b(?:answer|option|choice)\b(?:\s*(?:(?:is|would be|should be)\b|:|-))?"
     r"(?:\s*(?:option|choice)\b)?\s*:?\s*"
     r"(?:[(\[]([A-Za-z])[)\]]|([A-Za-z])(?![A-Za-z0-9]))",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,  # ASCII: IGNORECASE alone lets "[a-z]" match the Kelvin sign
 )
-# A standalone capital that reads as a label, not as the word "A" or "I" ("A dog",
-# "I think", "I'd"); bracketed letters are labels in either case.
+# A standalone capital reads as a label unless a lowercase word follows, which makes
+# it the word "A" or "I" ("A dog", "I think"); connectives do not count as such a
+# word, so "A or B" still names two letters. Bracketed letters are always labels.
 _LABEL_TOKEN = re.compile(
     r"[(\[]([A-Za-z])[)\]]"
-    r"|(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9'\u2019])(?!\s+[a-z])"
+    r"|(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9'\u2019])"
+    r"(?!\s+(?!(?:or|and|nor|to|vs|versus|then|is|was)\b)[a-z])"
 )
 _WRAPPERS = "*_`\"'\u201c\u201d\u2018\u2019 \t\r\n"
 _TRAILING_PUNCT = ".,;:!?\u3002"
@@ -77,18 +80,13 @@ def parse_number(text: str) -> float | None:
     """
     if not isinstance(text, str) or len(text) > MAX_PARSE_CHARS:
         return None
-    values: list[float] = []
+    values: set[float] = set()
     for sign, digits, exponent in _NUMBER.findall(text):
-        try:
-            value = float(digits.replace(",", "") + exponent)
-        except ValueError:  # e.g. a lone "." cannot occur, but stay defensive
-            return None
+        value = float(digits.replace(",", "") + exponent)  # the regex admits only valid floats
         if not math.isfinite(value):
             return None
-        value = -value if sign in ("-", "\u2212") else value
-        if not any(math.isclose(value, v, rel_tol=1e-9, abs_tol=1e-12) for v in values):
-            values.append(value)
-    return values[0] if len(values) == 1 else None
+        values.add(-value if sign in ("-", "\u2212") else value)
+    return values.pop() if len(values) == 1 else None
 
 
 def parse_options(options: Sequence[str] | None) -> dict[str, str]:

@@ -1,0 +1,183 @@
+"""The `videor1` command. Each subcommand parses its options and calls the module that owns the work.
+
+Heavy imports happen inside the commands, so that `videor1 --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="videor1",
+    help="Train and evaluate video-reasoning multimodal LLMs the Video-R1 way.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Record files: validate, mix, describe.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from videor1 import __version__
+
+        console.print(f"videor1 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+FileArg = Annotated[Path, typer.Argument(help="A .json list, a .jsonl file, or a saved `datasets` directory.")]
+MediaRoot = Annotated[
+    Path | None,
+    typer.Option("--media-root", help="Directory that record paths are relative to (default: the data file's directory)."),
+]
+
+
+@data_app.command("validate")
+def data_validate(
+    file: FileArg,
+    media_root: MediaRoot = None,
+    kind: Annotated[str, typer.Option(help="Record schema: auto (cot when every record has `process`), train, cot, eval.")] = "auto",
+    report: Annotated[Path | None, typer.Option(help="Where to write the bad records (JSONL; default: <file stem>.bad.jsonl here).")] = None,
+    allow_bad: Annotated[bool, typer.Option("--allow-bad", help="Exit 0 even when some records are bad.")] = False,
+    check_media: Annotated[bool, typer.Option("--check-media/--no-check-media", help="Check that each media file exists.")] = True,
+) -> None:
+    """Check every record: schema, answer letter among the options, numeric answers, media present."""
+    from videor1.data import DataFileError
+    from videor1.data.validate import validate_records
+
+    if kind not in ("auto", "train", "cot", "eval"):
+        _fail(f"--kind must be auto, train, cot or eval, got {kind!r}")
+    try:
+        result = validate_records(file, kind=kind, media_root=media_root, check_media=check_media)
+    except DataFileError as error:
+        _fail(str(error))
+
+    table = Table(title=f"{file} ({result.kind} records, media root {result.media_root})")
+    for column in ("data source", "problem type", "data type"):
+        table.add_column(column)
+    table.add_column("good", justify="right", style="green")
+    table.add_column("bad", justify="right", style="red")
+    for (source, ptype, dtype), (good, bad) in sorted(result.groups.items()):
+        table.add_row(source, ptype, dtype, str(good), str(bad))
+    table.add_section()
+    table.add_row("all", "", "", str(len(result.good)), str(len(result.bad)))
+    console.print(table)
+
+    if result.duplicate_ids:
+        shown = ", ".join(map(str, result.duplicate_ids[:10]))
+        err_console.print(f"[yellow]warning:[/] {len(result.duplicate_ids)} problem_id(s) occur more than once: {shown}")
+    if not result.bad:
+        console.print(f"[green]all {result.total} records are valid[/]")
+        return
+    report = report or Path(f"{file.stem}.bad.jsonl")
+    result.write_bad(report)
+    for bad in result.bad[:5]:
+        err_console.print(f"  record #{bad.index} (problem_id={bad.problem_id!r}): {'; '.join(bad.reasons)}")
+    if len(result.bad) > 5:
+        err_console.print(f"  … and {len(result.bad) - 5} more")
+    err_console.print(f"[red]{len(result.bad)} of {result.total} records are bad[/]; reasons written to {report}")
+    if not allow_bad:
+        raise typer.Exit(code=1)
+
+
+@data_app.command("stats")
+def data_stats(
+    file: FileArg,
+    plot: Annotated[Path | None, typer.Option(help="Also write a bar chart PNG here.")] = None,
+) -> None:
+    """Distribution of the records by data type, problem type and source."""
+    from videor1.data import DataFileError, read_raw
+    from videor1.data.stats import FIELDS, distribution, plot_distribution
+
+    try:
+        dist = distribution(read_raw(file))
+    except DataFileError as error:
+        _fail(str(error))
+    for name in FIELDS:
+        table = Table(title=name.replace("_", " "))
+        table.add_column("value")
+        table.add_column("records", justify="right")
+        table.add_column("share", justify="right")
+        for value, count in dist.counts[name].most_common():
+            table.add_row(value, str(count), f"{count / max(dist.total, 1):.1%}")
+        console.print(table)
+    console.print(f"{dist.total} records")
+    if plot is not None:
+        console.print(f"chart written to {plot_distribution(dist, plot, title=f'{file.name}: {dist.total} records')}")
+
+
+@data_app.command("mix")
+def data_mix(
+    config: Annotated[Path, typer.Option("--config", help="Mix config (YAML): seed, total, sources with count or ratio.")],
+    out: Annotated[Path, typer.Option("--out", help="Output record file (.json or .jsonl).")],
+    media_root: Annotated[
+        Path | None, typer.Option("--media-root", help="Media root of the output (default: the output file's directory).")
+    ] = None,
+) -> None:
+    """Build a training file from several sources, deterministic for the config's seed."""
+    from pydantic import ValidationError
+
+    from videor1.data import DataFileError, write_records
+    from videor1.data.mix import MixConfig, mix_records
+
+    try:
+        mix_config = MixConfig.from_yaml(config)
+        result = mix_records(mix_config, media_root or out.resolve().parent)
+    except (ValidationError, ValueError, DataFileError, OSError) as error:
+        _fail(f"{config}: {error}")
+    write_records(result.records, out)
+    table = Table(title=f"{out}: {len(result.records)} records (seed {mix_config.seed})")
+    for column in ("source", "available", "drawn", "bad, skipped"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for name, drawn in result.drawn.items():
+        table.add_row(name, str(result.available[name]), str(drawn), str(len(result.skipped[name])))
+    console.print(table)
+    for name, bad in result.skipped.items():
+        if bad:
+            err_console.print(f"[yellow]warning:[/] {name}: {len(bad)} bad record(s) skipped; first: {bad[0]}")
+
+
+@app.command("prompt")
+def prompt(
+    file: FileArg,
+    index: Annotated[int, typer.Option(help="Which record (position in the file).")] = 0,
+    template: Annotated[str, typer.Option(help="Preset name (video-r1, plain) or a template file.")] = "video-r1",
+) -> None:
+    """Print the question text that a record becomes under a prompt template."""
+    from pydantic import ValidationError
+
+    from videor1.data import DataFileError, Record, RecordError, read_raw
+    from videor1.data.records import parse_record
+    from videor1.prompts import build_question, load_template
+
+    try:
+        rows = read_raw(file)
+        if not 0 <= index < len(rows):
+            _fail(f"{file} has {len(rows)} records; --index {index} is out of range")
+        record = parse_record(rows[index], Record, str(file), index)
+        console.print(build_question(record, load_template(template)), markup=False, highlight=False)
+    except (DataFileError, RecordError, ValueError, ValidationError) as error:
+        _fail(str(error))

@@ -1,0 +1,109 @@
+"""Question templates: the one place that turns a record into the text the model is asked.
+
+- `video-r1`: the wording the released Video-R1 checkpoints were trained and evaluated with (paper
+  Appendix C.1, Figure 11), also used for CoT annotation. Kept character for character, including
+  the reference code's quirks (no newline between the problem and "Options:", no full stop after
+  "thought expressions"): a checkpoint answers best to the exact text it was trained on.
+- `plain`: no chain of thought, for evaluating base models.
+- a custom template: a YAML or JSON file with the fields of `PromptTemplate`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, model_validator
+
+from videor1.data.records import PROBLEM_TYPES, Record
+
+
+class PromptTemplate(BaseModel):
+    """How a record becomes a question.
+
+    text = body.format(question=problem + options block) + type_instructions[problem_type]
+    where the options block (multiple choice only) is options_header + option_line per option.
+    """
+
+    name: str
+    body: str = Field(description="Format string with a {question} field.")
+    options_header: str = Field(default="Options:\n", description="Put after the problem for multiple choice.")
+    option_line: str = Field(default="{option}\n", description="Format string with an {option} field.")
+    type_instructions: dict[str, str] = Field(description="Appended answer instruction per problem type.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> PromptTemplate:
+        missing = [t for t in PROBLEM_TYPES if t not in self.type_instructions]
+        if missing:
+            raise ValueError(f"template {self.name!r} has no type_instructions for: {', '.join(missing)}")
+        if "{question}" not in self.body:
+            raise ValueError(f"template {self.name!r}: body must contain {{question}}")
+        return self
+
+    def render(self, problem: str, problem_type: str, options: list[str] | None = None) -> str:
+        question = problem
+        if problem_type == "multiple choice" and options:
+            question += self.options_header + "".join(self.option_line.format(option=o) for o in options)
+        return self.body.format(question=question) + self.type_instructions[problem_type]
+
+
+_ANSWER_IN_TAGS = {
+    "multiple choice": " Please provide only the single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags.",
+    "numerical": " Please provide the numerical value (e.g., 42 or 3.14) within the <answer> </answer> tags.",
+    "OCR": " Please transcribe text from the image/video clearly and provide your text answer within the <answer> </answer> tags.",
+    "free-form": " Please provide your text answer within the <answer> </answer> tags.",
+    "regression": " Please provide the numerical value (e.g., 42 or 3.14) within the <answer> </answer> tags.",
+}
+
+VIDEO_R1 = PromptTemplate(
+    name="video-r1",
+    body=(
+        "{question}\n"
+        "Please think about this question as if you were a human pondering deeply. "
+        "Engage in an internal dialogue using expressions such as 'let me think', 'wait', 'Hmm', 'oh, I see', "
+        "'let's break it down', etc, or other natural language thought expressions "
+        "It's encouraged to include self-reflection or verification in the reasoning process. "
+        "Provide your detailed reasoning between the <think> </think> tags, and then give your final answer "
+        "between the <answer> </answer> tags."
+    ),
+    type_instructions=_ANSWER_IN_TAGS,
+)
+
+PLAIN = PromptTemplate(
+    name="plain",
+    body="{question}",
+    options_header="\nOptions:\n",
+    option_line="{option}\n",
+    type_instructions={
+        "multiple choice": "Answer with the option's letter only.",
+        "numerical": "\nAnswer with a single number only.",
+        "OCR": "\nAnswer with the transcribed text only.",
+        "free-form": "\nAnswer briefly.",
+        "regression": "\nAnswer with a single number only.",
+    },
+)
+
+PRESETS: dict[str, PromptTemplate] = {t.name: t for t in (VIDEO_R1, PLAIN)}
+
+
+def load_template(name_or_path: str | Path) -> PromptTemplate:
+    """A preset by name (`video-r1`, `plain`) or a custom template from a YAML / JSON file."""
+    if str(name_or_path) in PRESETS:
+        return PRESETS[str(name_or_path)]
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"unknown prompt template {str(name_or_path)!r}: use one of {sorted(PRESETS)} or a file path")
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a prompt template must be a mapping of PromptTemplate fields")
+    data.setdefault("name", path.stem)
+    return PromptTemplate.model_validate(data)
+
+
+def build_question(record: Record, template: str | Path | PromptTemplate = "video-r1") -> str:
+    """The question text for `record` (the user turn's text; the media go beside it)."""
+    if not isinstance(template, PromptTemplate):
+        template = load_template(template)
+    return template.render(record.problem, record.problem_type, record.options)

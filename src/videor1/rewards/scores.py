@@ -1,0 +1,181 @@
+"""Rule-based rewards of Video-R1 (SPEC §3, paper §3.1).
+
+One pure function per answer type, each mapping (prediction text, ground-truth text)
+to a float in [0, 1], plus the dispatching ``accuracy_reward``, ``format_reward`` and
+VSI-Bench's ``mean_relative_accuracy``. None of them raises on any input: they score
+raw policy samples, where a crash would cost a training step.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from videor1.rewards.answers import extract_answer, parse_number, parse_option_letter
+
+PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+# rouge-score's LCS is quadratic pure Python: 2,000 chars keeps one call under ~0.3 s.
+MAX_ROUGE_CHARS = 2_000
+# 1 - θ for θ = 0.50, 0.55, …, 0.95, as exact fractions so boundaries do not drift.
+MRA_TOLERANCES = tuple(Fraction(k, 100) for k in range(50, 0, -5))
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _clip01(value: float) -> float:
+    return 0.0 if math.isnan(value) else float(min(1.0, max(0.0, value)))
+
+
+def format_reward(completion: str) -> float:
+    """1.0 for exactly ``<think>…</think><answer>…</answer>`` with only whitespace around
+    and between, one of each tag and a non-empty answer; else 0.0 (SPEC §3)."""
+    if not isinstance(completion, str):
+        return 0.0
+    tags = (_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE)
+    if any(completion.count(tag) != 1 for tag in tags):
+        return 0.0
+    body = completion.strip()
+    if not (body.startswith(_THINK_OPEN) and body.endswith(_ANSWER_CLOSE)):
+        return 0.0
+    think_end, answer_start = body.index(_THINK_CLOSE), body.index(_ANSWER_OPEN)
+    if answer_start < think_end:
+        return 0.0
+    between = body[think_end + len(_THINK_CLOSE) : answer_start]
+    answer = body[answer_start + len(_ANSWER_OPEN) : -len(_ANSWER_CLOSE)]
+    return float(not between.strip() and bool(answer.strip()))
+
+
+def multiple_choice_reward(pred: str, gt: str, options: Sequence[str] | None = None) -> float:
+    """1.0 when ``pred`` names exactly the option letter of ``gt`` (SPEC §3)."""
+    letter = parse_option_letter(pred, options)
+    return float(letter is not None and letter == parse_option_letter(gt, options))
+
+
+def numerical_reward(pred: str, gt: str) -> float:
+    """1.0 when both texts hold the same single number (SPEC §3)."""
+    p, g = parse_number(pred), parse_number(gt)
+    if p is None or g is None:
+        return 0.0
+    return float(math.isclose(p, g, rel_tol=1e-9, abs_tol=1e-12))
+
+
+def ocr_reward(pred: str, gt: str) -> float:
+    """``1 - WER(gt, pred)`` clipped to [0, 1], via jiwer (SPEC §3)."""
+    import jiwer  # lazy: keeps `import videor1.rewards` light
+
+    pred, gt = _text(pred).strip(), _text(gt).strip()
+    if not gt:  # jiwer refuses an empty reference
+        return float(not pred)
+    if not pred:
+        return 0.0
+    try:
+        error = jiwer.wer(gt, pred)
+    except ValueError:  # a text jiwer's own transform reduces to nothing
+        return 0.0
+    return _clip01(1.0 - error)
+
+
+@functools.cache
+def _rouge_scorer():
+    from rouge_score import rouge_scorer  # lazy: pulls in nltk
+
+    # Stemming as in the Video-R1 reference implementation.
+    return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+
+
+def free_form_reward(pred: str, gt: str) -> float:
+    """Mean ROUGE-1/2/L F-measure of ``pred`` against ``gt`` (SPEC §3)."""
+    pred, gt = _text(pred)[:MAX_ROUGE_CHARS], _text(gt)[:MAX_ROUGE_CHARS]
+    scores = _rouge_scorer().score(gt, pred)
+    return _clip01(sum(scores[t].fmeasure for t in ROUGE_TYPES) / len(ROUGE_TYPES))
+
+
+def regression_reward(pred: str, gt: str) -> float:
+    """``1 - |p - g| / |g|`` clipped to [0, 1]; exact match required when g = 0 (SPEC §3)."""
+    p, g = parse_number(pred), parse_number(gt)
+    if p is None or g is None:
+        return 0.0
+    if g == 0:
+        return float(p == 0)
+    return _clip01(1.0 - abs(p - g) / abs(g))
+
+
+def _exact(value: float) -> Fraction | None:
+    """The decimal a float prints as, exactly: "1.1" is 11/10, not 1.1000000000000000888."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return Fraction(repr(number)) if math.isfinite(number) else None
+
+
+def mean_relative_accuracy(pred: float, gt: float) -> float:
+    """VSI-Bench MRA: share of θ ∈ {0.50, …, 0.95} with |pred − gt| / |gt| ≤ 1 − θ (SPEC §3).
+
+    Computed on exact fractions, so a relative error of exactly 0.1 passes θ = 0.90.
+    """
+    p, g = _exact(pred), _exact(gt)
+    if p is None or g is None:
+        return 0.0
+    if g == 0:
+        return float(p == 0)
+    error = abs(p - g) / abs(g)
+    return sum(error <= tol for tol in MRA_TOLERANCES) / len(MRA_TOLERANCES)
+
+
+_TEXT_REWARDS: dict[str, Callable[[str, str], float]] = {
+    "numerical": numerical_reward,
+    "OCR": ocr_reward,
+    "free-form": free_form_reward,
+    "regression": regression_reward,
+}
+
+
+def accuracy_reward(
+    completion: str, solution: str, problem_type: str, options: Sequence[str] | None = None
+) -> float:
+    """Score the completion's last ``<answer>`` against ``solution`` by ``problem_type`` (SPEC §3).
+
+    A completion without a complete answer pair scores 0.0; a solution without tags is
+    used whole; an unknown problem type scores 0.0.
+    """
+    pred = extract_answer(completion)
+    if pred is None or not isinstance(solution, str) or not isinstance(problem_type, str):
+        return 0.0
+    gt = extract_answer(solution)
+    gt = solution.strip() if gt is None else gt
+    if problem_type == "multiple choice":
+        return multiple_choice_reward(pred, gt, options)
+    reward_fn = _TEXT_REWARDS.get(problem_type)
+    return reward_fn(pred, gt) if reward_fn is not None else 0.0
+
+
+def accuracy_rewards(
+    completions: Sequence[str],
+    solutions: Sequence[str],
+    problem_types: Sequence[str],
+    options: Sequence[Sequence[str] | None] | None = None,
+) -> list[float]:
+    """Batch ``accuracy_reward``: every sample uses its own problem type and options.
+
+    The reference implementation scored a whole batch with the first sample's type.
+    Mismatched lengths are a caller bug, so they raise ``ValueError``.
+    """
+    options = [None] * len(completions) if options is None else options
+    if not len(completions) == len(solutions) == len(problem_types) == len(options):
+        raise ValueError(
+            "accuracy_rewards: completions, solutions, problem_types and options "
+            f"differ in length ({len(completions)}, {len(solutions)}, "
+            f"{len(problem_types)}, {len(options)})"
+        )
+    return [
+        accuracy_reward(c, s, t, o)
+        for c, s, t, o in zip(completions, solutions, problem_types, options, strict=True)
+    ]

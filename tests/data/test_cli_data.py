@@ -1,0 +1,127 @@
+"""`videor1 data validate | stats | mix` and `videor1 prompt` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from videor1.cli import app
+from videor1.data import load_records, resolve_media
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mini"
+
+
+def test_help_lists_the_subcommands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("data", "prompt"):
+        assert command in result.output
+    data_help = runner.invoke(app, ["data", "--help"]).output
+    for command in ("validate", "stats", "mix"):
+        assert command in data_help
+
+
+def test_validate_reports_each_bad_record_and_fails(mixed_file: Path, tmp_path: Path):
+    report = tmp_path / "bad.jsonl"
+    result = runner.invoke(app, ["data", "validate", str(mixed_file), "--report", str(report)])
+    assert result.exit_code == 1, result.output
+    assert "synthetic-video" in result.output and "synthetic-image" in result.output  # the summary table
+    assert "5 of 8 records are bad" in result.output
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    reasons = {row["problem_id"]: " ".join(row["reasons"]) for row in rows}
+    assert sorted(reasons) == [3, 4, 5, 6, 7]
+    assert "not one of the option letters" in reasons[3]
+    assert "media file not found" in reasons[4] and "missing.png" in reasons[4]
+    assert "problem_type" in reasons[5]
+    assert "solution" in reasons[6]
+    assert "not a number" in reasons[7]
+    assert all(row["record"]["problem_id"] == row["problem_id"] for row in rows)  # the record itself is kept
+
+
+def test_validate_allow_bad_and_media_root(mixed_file: Path, tmp_path: Path):
+    allowed = runner.invoke(app, ["data", "validate", str(mixed_file), "--allow-bad", "--report", str(tmp_path / "r")])
+    assert allowed.exit_code == 0
+    # against another media root every media file is missing
+    empty_root = tmp_path / "empty"
+    empty_root.mkdir()
+    moved = runner.invoke(app, ["data", "validate", str(mixed_file), "--media-root", str(empty_root),
+                                "--report", str(tmp_path / "r2")])
+    assert "8 of 8 records are bad" in moved.output
+
+
+def test_validate_good_files_and_unreadable_ones(tmp_path: Path):
+    for name in ("train.json", "cot.json"):
+        result = runner.invoke(app, ["data", "validate", str(EXAMPLES / name)])
+        assert result.exit_code == 0, result.output
+        assert "all 6 records are valid" in result.output
+    assert "(cot records" in runner.invoke(app, ["data", "validate", str(EXAMPLES / "cot.json")]).output
+    (tmp_path / "broken.json").write_text("{")
+    result = runner.invoke(app, ["data", "validate", str(tmp_path / "broken.json")])
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+
+
+def test_stats_table_and_chart(mixed_file: Path, tmp_path: Path):
+    png = tmp_path / "stats.png"
+    result = runner.invoke(app, ["data", "stats", str(mixed_file), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "8 records" in result.output
+    assert "multiple choice" in result.output and "50.0%" in result.output  # 4 of 8 are videos
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _mix(tmp_path: Path, config: str, out: str = "mix.json"):
+    path = tmp_path / "mix.yaml"
+    path.write_text(config)
+    return runner.invoke(app, ["data", "mix", "--config", str(path), "--out", str(tmp_path / "out" / out)])
+
+
+MIX = f"""
+seed: {{seed}}
+total: 10
+sources:
+  - {{{{name: video, path: {EXAMPLES / 'train.json'}, ratio: 0.6, replace: true, where: {{{{data_type: video}}}}}}}}
+  - {{{{name: image, path: {EXAMPLES / 'cot.json'}, count: 2, where: {{{{data_type: image}}}}}}}}
+"""
+
+
+def test_mix_is_deterministic_keeps_provenance_and_media_resolve(tmp_path: Path):
+    first = _mix(tmp_path, MIX.format(seed=0), "a.json")
+    assert first.exit_code == 0, first.output
+    again = _mix(tmp_path, MIX.format(seed=0), "b.json")
+    other = _mix(tmp_path, MIX.format(seed=1), "c.json")
+    assert other.exit_code == 0
+    a, b, c = (json.loads((tmp_path / "out" / n).read_text()) for n in ("a.json", "b.json", "c.json"))
+    assert a == b and a != c
+    assert len(a) == 8
+    sources = [row["provenance"]["source"] for row in a]
+    assert sources.count("video") == 6 and sources.count("image") == 2
+    assert all(row["data_type"] == row["provenance"]["source"] for row in a)
+    # 4 videos drawn 6 times: every video once before any repeats
+    video_ids = sorted(row["provenance"]["problem_id"] for row in a if row["data_type"] == "video")
+    assert set(video_ids) == {1, 2, 3, 4} and len(video_ids) == 6
+    # paths were rewritten relative to the output directory: the media still resolve
+    loaded = load_records(tmp_path / "out" / "a.json")
+    assert not loaded.bad
+    assert all(resolve_media(r, loaded.media_root).is_file() for r in loaded.records)
+
+
+def test_mix_config_errors(tmp_path: Path):
+    too_many = f"sources:\n  - {{name: v, path: {EXAMPLES / 'train.json'}, count: 50}}\n"
+    result = _mix(tmp_path, too_many)
+    assert result.exit_code == 2 and "has 6 good records, 50 requested" in result.output
+    both = f"sources:\n  - {{name: v, path: {EXAMPLES / 'train.json'}, count: 5, ratio: 0.5}}\n"
+    assert "exactly one of `count` or `ratio`" in _mix(tmp_path, both).output
+    no_total = f"sources:\n  - {{name: v, path: {EXAMPLES / 'train.json'}, ratio: 0.5}}\n"
+    assert "need `total`" in _mix(tmp_path, no_total).output
+
+
+@pytest.mark.parametrize("template", ["video-r1", "plain"])
+def test_prompt_command(template):
+    result = runner.invoke(app, ["prompt", str(EXAMPLES / "train.json"), "--template", template])
+    assert result.exit_code == 0, result.output
+    assert "Which direction does the square move?" in result.output and "B. right" in result.output
+    assert ("<think>" in result.output) == (template == "video-r1")
