@@ -43,7 +43,11 @@ def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="<")), st.text(), st.text(alphabet=st.characters(blacklist_characters="<")))
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="<")),
+    st.text(),
+    st.text(alphabet=st.characters(blacklist_characters="<")),
+)
 def test_extract_answer_takes_the_last_pair(first, junk, last):
     text = f"<answer>{first}</answer>{junk.replace('<', '')}<answer>{last}</answer>"
     assert extract_answer(text) == last.strip()
@@ -108,7 +112,10 @@ def test_parse_number_reads_thousands_separators(n):
     assert parse_number(f"{n:,}") == n
 
 
-@given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=2, unique=True), st.sampled_from([" ", ", ", "; ", " or "]))
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**6), min_size=2, unique=True),
+    st.sampled_from([" ", ", ", "; ", " or "]),
+)
 def test_parse_number_rejects_several_different_numbers(numbers, sep):
     assert parse_number(sep.join(map(str, numbers))) is None
 

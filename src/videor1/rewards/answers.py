@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 
-# Unrolled "anything but another answer tag": linear time, no nested quantifier to
-# backtrack on, and it pairs each close tag with the nearest open tag before it.
+# Unrolled "anything but another answer tag": each "<" is consumed by exactly one branch,
+# so matching stays linear even on adversarial input, and each close tag pairs with the
+# nearest open tag before it.
 _ANSWER_PAIR = re.compile(r"<answer>([^<]*(?:<(?!/?answer>)[^<]*)*)</answer>")
 
 # Longer texts are not a number or a letter; refusing them also bounds regex work.
@@ -59,8 +60,8 @@ def extract_answer(text: str) -> str | None:
     if not isinstance(text, str):
         return None
     last = None
-    for last in _ANSWER_PAIR.finditer(text):
-        pass
+    for match in _ANSWER_PAIR.finditer(text):
+        last = match
     return None if last is None else last.group(1).strip()
 
 
@@ -106,8 +107,6 @@ def parse_options(options: Sequence[str] | None) -> dict[str, str]:
 
 def _letters_from_text(text: str, table: dict[str, str]) -> set[str]:
     """Every letter the text could be naming; more than one means ambiguous."""
-    if (m := _BARE_LETTER.fullmatch(text)) is not None:
-        return {m.group(1).upper()}
     found: set[str] = set()
     if (m := _LABEL_PREFIX.fullmatch(text)) is not None:
         letter, rest = m.group(1).upper(), normalize_text(m.group(2))
@@ -123,8 +122,8 @@ def _letters_from_text(text: str, table: dict[str, str]) -> set[str]:
             continue
         letter, after = m.group(2), text[m.end() :].lstrip()
         # A lowercase letter after the cue is the article in "the answer is a dog";
-        # accept it only when nothing but punctuation follows.
-        if letter.isupper() or not after or after[0] in _TRAILING_PUNCT + ")]":
+        # accept it only when it ends the text.
+        if letter.isupper() or not after.strip(_TRAILING_PUNCT + ")]"):
             found.add(letter.upper())
     for m in _LABEL_TOKEN.finditer(text):
         found.add((m.group(1) or m.group(2)).upper())
@@ -143,9 +142,13 @@ def parse_option_letter(text: str, options: Sequence[str] | None = None) -> str 
     cleaned = text.strip(_WRAPPERS).rstrip(_TRAILING_PUNCT).strip(_WRAPPERS)
     if not cleaned:
         return None
-    norm = normalize_text(cleaned)
-    hits = {k for k, v in table.items() if v and norm == v}
-    if not hits:
-        letters = _letters_from_text(cleaned, table)
-        hits = {k for k in letters if k in table} if table else letters
+    if (m := _BARE_LETTER.fullmatch(cleaned)) is not None:
+        # A bare letter is read first, so an option whose text is a letter cannot
+        # make the ground truth "A" read as another option.
+        letters = {m.group(1).upper()}
+    else:
+        norm = normalize_text(cleaned)
+        letters = {k for k, v in table.items() if v and norm == v}
+        letters = letters or _letters_from_text(cleaned, table)
+    hits = {k for k in letters if k in table} if table else letters
     return hits.pop() if len(hits) == 1 else None

@@ -13,7 +13,13 @@ import math
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-from videor1.rewards.answers import extract_answer, parse_number, parse_option_letter
+from videor1.rewards.answers import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    extract_answer,
+    parse_number,
+    parse_option_letter,
+)
 
 PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -21,8 +27,7 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 MAX_ROUGE_CHARS = 2_000
 # 1 - θ for θ = 0.50, 0.55, …, 0.95, as exact fractions so boundaries do not drift.
 MRA_TOLERANCES = tuple(Fraction(k, 100) for k in range(50, 0, -5))
-_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
-_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 def _text(value: object) -> str:
@@ -38,17 +43,17 @@ def format_reward(completion: str) -> float:
     and between, one of each tag and a non-empty answer; else 0.0 (SPEC §3)."""
     if not isinstance(completion, str):
         return 0.0
-    tags = (_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE)
+    tags = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
     if any(completion.count(tag) != 1 for tag in tags):
         return 0.0
     body = completion.strip()
-    if not (body.startswith(_THINK_OPEN) and body.endswith(_ANSWER_CLOSE)):
+    if not (body.startswith(THINK_OPEN) and body.endswith(ANSWER_CLOSE)):
         return 0.0
-    think_end, answer_start = body.index(_THINK_CLOSE), body.index(_ANSWER_OPEN)
+    think_end, answer_start = body.index(THINK_CLOSE), body.index(ANSWER_OPEN)
     if answer_start < think_end:
         return 0.0
-    between = body[think_end + len(_THINK_CLOSE) : answer_start]
-    answer = body[answer_start + len(_ANSWER_OPEN) : -len(_ANSWER_CLOSE)]
+    between = body[think_end + len(THINK_CLOSE) : answer_start]
+    answer = body[answer_start + len(ANSWER_OPEN) : -len(ANSWER_CLOSE)]
     return float(not between.strip() and bool(answer.strip()))
 
 
