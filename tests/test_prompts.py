@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import image_record, video_record
+from factories import image_record, video_record
 from videor1.data import Record
 from videor1.prompts import PRESETS, build_question, load_template
 
@@ -53,7 +53,7 @@ def test_plain_preset_has_no_reasoning_instruction():
         "Answer with the option's letter only."
     )
     assert "<think>" not in text
-    assert set(PRESETS) == {"video-r1", "plain"}
+    assert set(PRESETS) == {"video-r1", "video-r1-eval", "plain"}
 
 
 def test_custom_template_from_file(tmp_path: Path):
@@ -79,3 +79,20 @@ def test_incomplete_or_unknown_templates_are_clear_errors(tmp_path: Path):
         load_template(path)
     with pytest.raises(ValueError, match="unknown prompt template 'video-r2'"):
         load_template("video-r2")
+
+
+def test_eval_preset_is_the_released_evaluation_wording():
+    text = build_question(Record.model_validate(video_record(1)), "video-r1-eval")
+    assert "between the <think> and </think> tags, and then give your final answer between the <answer> and " \
+           "</answer> tags. Please provide only the single option letter" in text
+    assert text.replace("<think> and </think>", "<think> </think>").replace(
+        "<answer> and </answer> tags.", "<answer> </answer> tags.", 1) == build_question(
+        Record.model_validate(video_record(1)), "video-r1")
+
+
+def test_templates_with_stray_braces_are_refused_at_load(tmp_path: Path):
+    path = tmp_path / "json.yaml"
+    instructions = "".join(f"  {t}: ' x'\n" for t in ("multiple choice", "numerical", "OCR", "free-form", "regression"))
+    path.write_text('body: "{question} answer as {\\"a\\": 1}"\ntype_instructions:\n' + instructions)
+    with pytest.raises(ValueError, match="body may use only the field"):
+        load_template(path)

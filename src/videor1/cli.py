@@ -23,8 +23,9 @@ app = typer.Typer(
 data_app = typer.Typer(help="Record files: validate, mix, describe.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+# soft wrap: long messages and paths stay on one line (greppable, and stable in tests)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -60,7 +61,7 @@ def data_validate(
     file: FileArg,
     media_root: MediaRoot = None,
     kind: Annotated[str, typer.Option(help="Record schema: auto (cot when every record has `process`), train, cot, eval.")] = "auto",
-    report: Annotated[Path | None, typer.Option(help="Where to write the bad records (JSONL; default: <file stem>.bad.jsonl here).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Where to write the bad records (JSONL, empty when all are good; default: <file stem>.bad.jsonl here).")] = None,
     allow_bad: Annotated[bool, typer.Option("--allow-bad", help="Exit 0 even when some records are bad.")] = False,
     check_media: Annotated[bool, typer.Option("--check-media/--no-check-media", help="Check that each media file exists.")] = True,
 ) -> None:
@@ -89,13 +90,13 @@ def data_validate(
     if result.duplicate_ids:
         shown = ", ".join(map(str, result.duplicate_ids[:10]))
         err_console.print(f"[yellow]warning:[/] {len(result.duplicate_ids)} problem_id(s) occur more than once: {shown}")
-    if not result.bad:
-        console.print(f"[green]all {result.total} records are valid[/]")
-        return
     report = report or Path(f"{file.stem}.bad.jsonl")
-    result.write_bad(report)
+    result.write_bad(report)  # also when empty, so an old report never outlives a clean run
+    if not result.bad:
+        console.print(f"[green]all {result.total} records are valid[/] (report: {report})")
+        return
     for bad in result.bad[:5]:
-        err_console.print(f"  record #{bad.index} (problem_id={bad.problem_id!r}): {'; '.join(bad.reasons)}")
+        err_console.print(f"  {bad.describe()}", markup=False, highlight=False)
     if len(result.bad) > 5:
         err_console.print(f"  … and {len(result.bad) - 5} more")
     err_console.print(f"[red]{len(result.bad)} of {result.total} records are bad[/]; reasons written to {report}")
@@ -157,27 +158,28 @@ def data_mix(
     console.print(table)
     for name, bad in result.skipped.items():
         if bad:
-            err_console.print(f"[yellow]warning:[/] {name}: {len(bad)} bad record(s) skipped; first: {bad[0]}")
+            err_console.print(f"[yellow]warning:[/] {name}: {len(bad)} bad record(s) skipped; first: {bad[0].describe()}")
 
 
 @app.command("prompt")
 def prompt(
     file: FileArg,
     index: Annotated[int, typer.Option(help="Which record (position in the file).")] = 0,
-    template: Annotated[str, typer.Option(help="Preset name (video-r1, plain) or a template file.")] = "video-r1",
+    template: Annotated[str, typer.Option(help="Preset name (video-r1, video-r1-eval, plain) or a template file.")] = "video-r1",
 ) -> None:
     """Print the question text that a record becomes under a prompt template."""
     from pydantic import ValidationError
 
-    from videor1.data import DataFileError, Record, RecordError, read_raw
-    from videor1.data.records import parse_record
+    from videor1.data import DataFileError, RecordError, read_raw
+    from videor1.data.records import RECORD_KINDS, parse_record
+    from videor1.data.validate import guess_kind
     from videor1.prompts import build_question, load_template
 
     try:
         rows = read_raw(file)
         if not 0 <= index < len(rows):
             _fail(f"{file} has {len(rows)} records; --index {index} is out of range")
-        record = parse_record(rows[index], Record, str(file), index)
+        record = parse_record(rows[index], RECORD_KINDS[guess_kind(rows)], str(file), index)
         console.print(build_question(record, load_template(template)), markup=False, highlight=False)
     except (DataFileError, RecordError, ValueError, ValidationError) as error:
         _fail(str(error))

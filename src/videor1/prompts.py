@@ -1,9 +1,11 @@
 """Question templates: the one place that turns a record into the text the model is asked.
 
-- `video-r1`: the wording the released Video-R1 checkpoints were trained and evaluated with (paper
-  Appendix C.1, Figure 11), also used for CoT annotation. Kept character for character, including
-  the reference code's quirks (no newline between the problem and "Options:", no full stop after
-  "thought expressions"): a checkpoint answers best to the exact text it was trained on.
+- `video-r1`: the wording the released Video-R1 checkpoints were trained with (paper Appendix C.1,
+  Figure 11), also used for CoT annotation. Kept character for character, including the reference
+  code's quirks (no newline between the problem and "Options:", no full stop after "thought
+  expressions"): a checkpoint answers best to the exact text it was trained on.
+- `video-r1-eval`: the released evaluation script's variant ("between the <think> and </think>
+  tags"), for reproducing the paper's benchmark numbers.
 - `plain`: no chain of thought, for evaluating base models.
 - a custom template: a YAML or JSON file with the fields of `PromptTemplate`.
 """
@@ -37,6 +39,12 @@ class PromptTemplate(BaseModel):
         missing = [t for t in PROBLEM_TYPES if t not in self.type_instructions]
         if missing:
             raise ValueError(f"template {self.name!r} has no type_instructions for: {', '.join(missing)}")
+        for field, text, name in (("body", self.body, "question"), ("option_line", self.option_line, "option")):
+            try:
+                text.format(**{name: ""})
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(f"template {self.name!r}: {field} may use only the field {{{name}}} "
+                                 f"(write literal braces as {{{{ }}}}): {error!r}") from None
         if "{question}" not in self.body:
             raise ValueError(f"template {self.name!r}: body must contain {{question}}")
         return self
@@ -70,6 +78,13 @@ VIDEO_R1 = PromptTemplate(
     type_instructions=_ANSWER_IN_TAGS,
 )
 
+VIDEO_R1_EVAL = PromptTemplate(
+    name="video-r1-eval",
+    body=VIDEO_R1.body.replace("<think> </think> tags", "<think> and </think> tags").replace(
+        "<answer> </answer> tags.", "<answer> and </answer> tags."),
+    type_instructions=_ANSWER_IN_TAGS,
+)
+
 PLAIN = PromptTemplate(
     name="plain",
     body="{question}",
@@ -84,7 +99,7 @@ PLAIN = PromptTemplate(
     },
 )
 
-PRESETS: dict[str, PromptTemplate] = {t.name: t for t in (VIDEO_R1, PLAIN)}
+PRESETS: dict[str, PromptTemplate] = {t.name: t for t in (VIDEO_R1, VIDEO_R1_EVAL, PLAIN)}
 
 
 def load_template(name_or_path: str | Path) -> PromptTemplate:

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -16,7 +17,6 @@ from videor1.algo import (
     temporal_bonus,
     temporal_reward,
 )
-from videor1.algo.advantages import IMMATERIAL_ATOL
 
 
 def test_group_advantages_hand_computed():
@@ -32,7 +32,7 @@ def test_batch_and_none_scales():
     rewards = torch.tensor([1.0, 0.0, 3.0, 1.0])
     centred = [0.5, -0.5, 1.0, -1.0]
     assert group_advantages(rewards, 2, scale="none").tolist() == pytest.approx(centred)
-    batch_std = float(torch.tensor([1.0, 0.0, 3.0, 1.0]).std())  # 1.2583
+    batch_std = math.sqrt((0.25 + 0.25 + 1 + 1) / 3)  # unbiased std of the centred rewards
     expected = [c / (batch_std + 1e-4) for c in centred]
     assert group_advantages(rewards, 2, scale="batch").tolist() == pytest.approx(expected, abs=1e-6)
 
@@ -61,6 +61,43 @@ def test_group_std_cancels_the_paper_bonus_when_other_rewards_are_equal():
     assert not bonus_is_immaterial(uneven, correct, alpha=0.3)
 
 
+def _advantages64(rewards: list[float], bonus: list[float], scale: str, placement: str) -> np.ndarray:
+    """Eq. 3 for one group with eps = 0, in float64 numpy: an oracle independent of the torch code."""
+    r = np.asarray(rewards, dtype=np.float64)
+    b = np.asarray(bonus, dtype=np.float64)
+    if placement == "reward":
+        r = r + b
+    centred = r - r.mean()
+    if scale == "group":
+        std = r.std(ddof=1)
+        centred = centred / std if std > 0 else np.zeros_like(centred)
+    return centred + (b if placement == "advantage" else 0.0)
+
+
+# rewards on a fine grid (steps of 0.0005) so that near-equal rewards occur, unlike accuracy in {0, 1}
+fine_groups = st.integers(min_value=2, max_value=8).flatmap(
+    lambda g: st.tuples(
+        st.lists(st.integers(0, 3000).map(lambda k: k / 2000), min_size=g, max_size=g),
+        st.lists(st.booleans(), min_size=g, max_size=g),
+        st.booleans(),
+    )
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(group=fine_groups, alpha=st.sampled_from([0.3, 0.5, 1.0, 2.0]),
+       scale=st.sampled_from(["group", "none"]), placement=st.sampled_from(["reward", "advantage"]))
+def test_immaterial_exactly_when_the_bonus_cannot_move_an_advantage(group, alpha, scale, placement):
+    values, correct, two_valued = group
+    if two_valued:  # the case where the paper's bonus cancels: one reward for right, one for wrong
+        values = [1.5 if c else 0.5 for c in correct]
+    bonus = [alpha if c else 0.0 for c in correct]
+    moved = np.abs(_advantages64(values, bonus, scale, placement) - _advantages64(values, [0.0] * len(values),
+                                                                              scale, placement)).max()
+    immaterial = bonus_is_immaterial(torch.tensor(values), torch.tensor(correct), alpha, scale, placement)
+    assert immaterial == (moved < 1e-9), (values, correct, moved)
+
+
 groups = st.integers(min_value=2, max_value=8).flatmap(
     lambda g: st.tuples(
         st.lists(st.sampled_from([0.0, 0.2, 0.45, 0.5, 0.7, 1.0]), min_size=g, max_size=g),  # accuracy
@@ -81,8 +118,8 @@ groups = st.integers(min_value=2, max_value=8).flatmap(
     equal_format=st.booleans(),
 )
 def test_skip_is_exact(group, shuffled_size, alpha, ratio, scale, placement, equal_format):
-    """Skipping never happens when the shuffled group's result could change r_t, and when it
-    happens every possible shuffled result gives the same r_t (hence bit-identical updates)."""
+    """The shuffled group is skipped only when no shuffled result can change r_t's effect; then every
+    possible result resolves to one r_t, so skipping gives the same update bit for bit."""
     accuracy, fmt, length = (torch.tensor(x) for x in group)
     if equal_format:
         fmt = torch.ones_like(fmt)  # the case where the paper's bonus cancels
@@ -92,21 +129,49 @@ def test_skip_is_exact(group, shuffled_size, alpha, ratio, scale, placement, equ
     outcomes = {
         resolve_temporal_reward(rewards, correct, j / shuffled_size, **kwargs) for j in range(shuffled_size + 1)
     }
-    needed = shuffled_group_needed(rewards, correct, **kwargs)
-    if needed:
-        assert outcomes == {0.0, alpha}
+    if shuffled_group_needed(rewards, correct, **kwargs):
+        assert outcomes == {0.0, alpha}  # the shuffled result decides
     else:
         assert outcomes == {resolve_temporal_reward(rewards, correct, None, **kwargs)}
-        # and whatever Eq. 1 would have said, the advantages it leads to are the same
+        # and what Eq. 1 would have granted moves no advantage (beyond the O(eps) of Eq. 3)
         p = float(correct.float().mean())
+        resolved = resolve_temporal_reward(rewards, correct, None, **kwargs)
         for j in range(shuffled_size + 1):
-            r_t = torch.tensor([temporal_reward(p, j / shuffled_size, alpha, ratio)])
-            paper = group_advantages(rewards, rewards.numel(), scale, temporal_bonus(correct, r_t, rewards.numel()),
-                                     placement)
-            resolved = torch.tensor([resolve_temporal_reward(rewards, correct, None, **kwargs)])
-            ours = group_advantages(rewards, rewards.numel(), scale, temporal_bonus(correct, resolved,
-                                    rewards.numel()), placement)
-            assert torch.allclose(paper, ours, rtol=0.0, atol=IMMATERIAL_ATOL)
+            paper = temporal_reward(p, j / shuffled_size, alpha, ratio)
+            bonus = [paper if c else 0.0 for c in correct.tolist()]
+            ours = [resolved if c else 0.0 for c in correct.tolist()]
+            if scale != "batch":
+                assert np.allclose(_advantages64(rewards.tolist(), bonus, scale, placement),
+                                   _advantages64(rewards.tolist(), ours, scale, placement), atol=1e-9)
+
+
+def test_batch_scale_couples_groups():
+    """With batch std, one group's bonus moves the other groups' advantages: never immaterial then,
+    except when nobody or everybody in the group is correct."""
+    rewards = torch.tensor([2.0, 1.0, 1.0, 1.0, 2.0, 0.0, 1.0, 1.0])
+    correct = torch.tensor([True, False, False, False, True, False, False, False])
+    bonus = torch.tensor([0.3, 0, 0, 0, 0, 0, 0, 0])
+    with_bonus = group_advantages(rewards, 4, scale="batch", bonus=bonus)
+    without = group_advantages(rewards, 4, scale="batch")
+    assert not torch.allclose(with_bonus[4:], without[4:], atol=1e-3)  # the second group moved
+    assert not bonus_is_immaterial(rewards[:4], correct[:4], 0.3, scale="batch")
+    everybody = torch.ones(4, dtype=torch.bool)
+    shifted = group_advantages(rewards, 4, scale="batch", bonus=torch.tensor([0.3] * 4 + [0.0] * 4))
+    assert torch.equal(shifted, without)
+    assert bonus_is_immaterial(rewards[:4], everybody, 0.3, scale="batch")
+
+
+def test_bonus_that_matters_hand_computed():
+    """acc [1, 1, 0, 0], format [1, 0, 1, 0]: r = [2, 1, 1, 0]; with r_t = 0.3 on the correct ones
+    R = [2.3, 1.3, 1, 0], mean 1.15, unbiased std sqrt(2.69 / 3)."""
+    rewards = torch.tensor([2.0, 1.0, 1.0, 0.0])
+    bonus = torch.tensor([0.3, 0.3, 0.0, 0.0])
+    std = math.sqrt(2.69 / 3)
+    expected = [1.15 / std, 0.15 / std, -0.15 / std, -1.15 / std]
+    assert group_advantages(rewards, 4, bonus=bonus, eps=0.0).tolist() == pytest.approx(expected, abs=1e-6)
+    grpo = 1 / math.sqrt(2 / 3)
+    assert group_advantages(rewards, 4, eps=0.0).tolist() == pytest.approx([grpo, 0, 0, -grpo], abs=1e-6)
+    assert not bonus_is_immaterial(rewards, bonus > 0, 0.3)
 
 
 def test_skip_cases_by_hand():

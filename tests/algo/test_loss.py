@@ -91,3 +91,18 @@ def test_beta_needs_reference_logps():
     logps, old, _, advantages, mask = _batch(5)
     with pytest.raises(ValueError, match="ref_logps"):
         policy_loss(logps, old, advantages, mask, None, beta=0.04)
+
+
+def test_kl_and_clip_fraction_by_hand():
+    """Two tokens: ratio e^0.5 with A > 0 (clipped), ratio e^-0.5 with A > 0 (not clipped: the
+    unclipped term is the smaller); a third, masked token must not count."""
+    logps = torch.tensor([[0.0, 0.0, 0.0]])
+    old = torch.tensor([[-0.5, 0.5, 3.0]])
+    ref = torch.tensor([[1.0, 0.0, 9.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    out = policy_loss(logps, old, torch.tensor([1.0]), mask, ref, beta=0.04, clip_eps=0.2)
+    assert out.clip_fraction.item() == pytest.approx(0.5)
+    assert out.kl.item() == pytest.approx((math.exp(1.0) - 1.0 - 1.0 + 0.0) / 2, abs=1e-6)
+    negative = policy_loss(logps, old, torch.tensor([-1.0]), mask, ref, beta=0.04, clip_eps=0.2)
+    assert negative.clip_fraction.item() == pytest.approx(0.5)  # now the ratio below 1 - eps is clipped
+    assert policy_loss(logps, old, torch.tensor([1.0]), mask, ref, clip=False).clip_fraction.item() == 0.0

@@ -50,7 +50,7 @@ def test_validate_allow_bad_and_media_root(mixed_file: Path, tmp_path: Path):
     empty_root.mkdir()
     moved = runner.invoke(app, ["data", "validate", str(mixed_file), "--media-root", str(empty_root),
                                 "--report", str(tmp_path / "r2")])
-    assert "8 of 8 records are bad" in moved.output
+    assert moved.exit_code == 1 and "8 of 8 records are bad" in moved.output
 
 
 def test_validate_good_files_and_unreadable_ones(tmp_path: Path):
@@ -125,3 +125,51 @@ def test_prompt_command(template):
     assert result.exit_code == 0, result.output
     assert "Which direction does the square move?" in result.output and "B. right" in result.output
     assert ("<think>" in result.output) == (template == "video-r1")
+
+
+def test_validate_detects_eval_files_and_always_writes_its_report(tmp_path: Path):
+    rows = json.loads((EXAMPLES / "train.json").read_text())
+    for row in rows:
+        row["path"] = str(EXAMPLES / row["path"])
+        del row["data_source"]
+    (tmp_path / "bench.json").write_text(json.dumps(rows))
+    report = tmp_path / "bench.bad.jsonl"
+    report.write_text("stale\n")
+    result = runner.invoke(app, ["data", "validate", str(tmp_path / "bench.json"), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "(eval records" in result.output and report.read_text() == ""
+    shown = runner.invoke(app, ["prompt", str(tmp_path / "bench.json"), "--template", "video-r1-eval"])
+    assert shown.exit_code == 0 and "<think> and </think>" in shown.output
+
+
+def test_mix_skips_records_validate_rejects_and_filters_on_any_value(tmp_path: Path, mixed_file: Path):
+    config = f"""
+seed: 3
+sources:
+  - {{name: good, path: {mixed_file}, count: 3}}
+  - {{name: temporal, path: {EXAMPLES / 'train.json'}, count: 3, where: {{temporal: true}}}}
+"""
+    result = _mix(tmp_path, config)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "out" / "mix.json").read_text())
+    good = [row for row in rows if row["provenance"]["source"] == "good"]
+    assert sorted(row["problem_id"] for row in good) == [1, 2, 8]  # the three records validate accepts
+    assert all(row["temporal"] is True for row in rows if row["provenance"]["source"] == "temporal")
+    assert "5 bad record(s) skipped; first: record #2 (problem_id=3)" in result.output
+
+
+def test_mix_relocates_paths_for_another_media_root(tmp_path: Path):
+    media = tmp_path / "elsewhere"
+    (media / "videos").mkdir(parents=True)
+    (media / "videos" / "right_red.mp4").write_bytes((EXAMPLES / "videos" / "right_red.mp4").read_bytes())
+    records = [json.loads((EXAMPLES / "train.json").read_text())[0]]
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "a.json").write_text(json.dumps(records))
+    config = tmp_path / "mix.yaml"
+    config.write_text("sources:\n  - {name: a, path: lists/a.json, media_root: elsewhere, count: 1}\n")
+    out_root = tmp_path / "out_media"
+    result = runner.invoke(app, ["data", "mix", "--config", str(config), "--out", str(tmp_path / "o" / "m.json"),
+                                 "--media-root", str(out_root)])
+    assert result.exit_code == 0, result.output
+    loaded = load_records(tmp_path / "o" / "m.json", media_root=out_root)
+    assert resolve_media(loaded.records[0], out_root) == (media / "videos" / "right_red.mp4").resolve()

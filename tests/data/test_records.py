@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import image_record, video_record
+from factories import image_record, video_record
 from videor1.data import (
     CotRecord,
     DataFileError,
@@ -131,3 +131,16 @@ def test_write_records_round_trips(tmp_path: Path):
         write_records(records, tmp_path / name)
         loaded = load_records(tmp_path / name)
         assert [r.model_dump(mode="json") for r in loaded.records] == [video_record(1, extra_field=[1, 2]), image_record(2)]
+
+
+def test_stray_closing_tags_are_rejected():
+    for overrides in ({"solution": "<answer>B</answer></answer>"},
+                      {"process": "<think>a</think></think>"}):
+        kind = CotRecord if "process" in overrides else Record
+        with pytest.raises(RecordError):
+            parse_record(video_record(1, **{"process": "<think>x</think>", **overrides}), kind, "f.json", 0)
+
+
+def test_a_directory_that_is_no_dataset_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(DataFileError, match="not a saved `datasets` dataset"):
+        load_records(tmp_path)

@@ -20,12 +20,6 @@ from videor1.algo.shaping import temporal_bonus_certain, temporal_reward
 Scale = Literal["group", "batch", "none"]
 Placement = Literal["reward", "advantage"]
 
-# Advantages closer than this are "unchanged". The eps in the denominator makes group-std
-# normalisation only approximately scale invariant: a cancelled bonus still moves advantages by
-# ~1e-4 * alpha / std, far below any change a bonus makes when it matters (~alpha / std).
-IMMATERIAL_ATOL = 1e-3
-
-
 def group_advantages(
     rewards: Tensor,
     group_size: int,
@@ -49,7 +43,7 @@ def group_advantages(
     if scale == "group":
         centred = _divide(centred, grouped.std(dim=1, keepdim=True) + eps)
     elif scale == "batch":
-        centred = _divide(centred, rewards.std() + eps)
+        centred = _divide(centred, centred.std() + eps)
     elif scale != "none":
         raise ValueError(f"unknown scale {scale!r}: use 'group', 'batch' or 'none'")
     advantages = centred.reshape(-1)
@@ -69,25 +63,33 @@ def bonus_is_immaterial(
     alpha: float,
     scale: Scale = "group",
     placement: Placement = "reward",
-    eps: float = 1e-4,
-    atol: float = IMMATERIAL_ATOL,
 ) -> bool:
-    """Whether granting r_t = alpha to this group cannot change its advantages.
+    """Whether granting r_t = alpha to this group leaves every advantage of the batch unchanged.
 
-    rewards: (G,) r_i of one ordered group; correct: bool (G,). True when no response is correct
-    (nobody would receive the bonus), or when normalisation cancels it (Eq. 3 is scale invariant).
-    With `scale="batch"` a group's bonus moves the batch std and hence every other group, so it is
-    immaterial only when nobody would receive it.
+    rewards: (G,) r_i of one ordered group; correct: bool (G,). Decided exactly, from the structure
+    of Eq. 3, not by comparing floats:
+    - nobody correct: nobody receives the bonus;
+    - everybody correct (bonus on the reward): a constant shift, removed by the group mean;
+    - `scale="group"`: normalisation is invariant to a positive affine map of the rewards, and
+      adding alpha to the correct responses is such a map exactly when all correct responses share
+      one reward x, all others share one reward y != x, and (x + alpha - y) / (x - y) > 0.
+    Otherwise the bonus changes this group's advantages (and, with `scale="batch"`, the batch std).
+    The eps of Eq. 3 makes the invariance approximate: advantages then differ by O(eps) only.
     """
-    if not bool(correct.any()) or alpha == 0.0:
+    n_correct = int(correct.sum())
+    if alpha == 0.0 or n_correct == 0:
         return True
-    if scale == "batch" and placement == "reward":
+    if placement == "advantage":
         return False
-    bonus = alpha * correct.to(rewards.dtype)
-    group_size = rewards.numel()
-    with_bonus = group_advantages(rewards, group_size, scale, bonus, placement, eps)
-    without = group_advantages(rewards, group_size, scale, None, placement, eps)
-    return bool(torch.allclose(with_bonus, without, rtol=0.0, atol=atol))
+    if n_correct == correct.numel():
+        return True
+    if scale != "group":
+        return False
+    right, wrong = rewards[correct], rewards[~correct]
+    if not (bool((right == right[0]).all()) and bool((wrong == wrong[0]).all())):
+        return False
+    x, y = float(right[0]), float(wrong[0])
+    return x != y and (x + alpha - y) / (x - y) > 0
 
 
 def shuffled_group_needed(
@@ -97,7 +99,6 @@ def shuffled_group_needed(
     ratio: float = 1.0,
     scale: Scale = "group",
     placement: Placement = "reward",
-    eps: float = 1e-4,
 ) -> bool:
     """Whether the shuffled rollouts of this video group can change any advantage (SPEC §2).
 
@@ -105,7 +106,7 @@ def shuffled_group_needed(
     is immaterial (no correct response, or cancelled by normalisation). Skipping them then gives the
     same r_t as generating them, so the update is bit-identical (see `resolve_temporal_reward`).
     """
-    if bonus_is_immaterial(rewards, correct, alpha, scale, placement, eps):
+    if bonus_is_immaterial(rewards, correct, alpha, scale, placement):
         return False
     p_ordered = float(correct.float().mean())
     return not temporal_bonus_certain(p_ordered, ratio)
@@ -119,7 +120,6 @@ def resolve_temporal_reward(
     ratio: float = 1.0,
     scale: Scale = "group",
     placement: Placement = "reward",
-    eps: float = 1e-4,
 ) -> float:
     """The r_t to use for one ordered video group, with or without its shuffled group.
 
@@ -127,7 +127,7 @@ def resolve_temporal_reward(
     when the shuffled group was skipped. An immaterial bonus resolves to 0 whatever p~ is, so that a
     run that skips the shuffled group and one that always generates it take the same update.
     """
-    if bonus_is_immaterial(rewards, correct, alpha, scale, placement, eps):
+    if bonus_is_immaterial(rewards, correct, alpha, scale, placement):
         return 0.0
     p_ordered = float(correct.float().mean())
     if temporal_bonus_certain(p_ordered, ratio):

@@ -79,7 +79,10 @@ def policy_loss(
 
     tokens = mask.sum().clamp(min=1.0)
     with torch.no_grad():
-        was_clipped = ((ratio < 1.0 - clip_eps) | (ratio > 1.0 + clip_eps)).to(mask.dtype) if clip else mask * 0
+        # tokens where min() takes the clipped term, i.e. whose gradient clipping removes
+        positive = advantages > 0
+        was_clipped = ((positive & (ratio > 1.0 + clip_eps)) | (~positive & (advantages < 0) & (ratio < 1.0 - clip_eps)))
+        was_clipped = was_clipped.to(mask.dtype) if clip else torch.zeros_like(mask)
         return PolicyLoss(
             loss=loss,
             kl=(kl.detach() * mask).sum() / tokens,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,10 @@ def _read_jsonl(path: Path) -> list[Any]:
 def _read_hf_dataset(path: Path, split: str | None) -> list[Any]:
     import datasets  # heavy import, only when needed
 
-    loaded = datasets.load_from_disk(str(path))
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except FileNotFoundError as error:
+        raise DataFileError(f"{path}: a directory that is not a saved `datasets` dataset ({error})") from None
     if isinstance(loaded, datasets.DatasetDict):
         if split is None:
             if len(loaded) != 1:
@@ -145,7 +148,3 @@ def write_records(records: Iterable[Record | dict], path: str | Path) -> None:
             json.dump(rows, out, ensure_ascii=False, indent=1)
     tmp.replace(path)
 
-
-def iter_json_lines(path: str | Path) -> Iterator[dict]:
-    """Rows of a JSONL report file (used by tests and tools that read our reports)."""
-    yield from _read_jsonl(Path(path))

@@ -20,12 +20,13 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from videor1.data.loading import load_records
-from videor1.data.records import RECORD_KINDS, Record, RecordError
+from videor1.data.records import RECORD_KINDS, Record
+from videor1.data.validate import BadRecord, validate_records
 
 
 class MixSource(BaseModel):
@@ -37,18 +38,16 @@ class MixSource(BaseModel):
     count: int | None = Field(default=None, ge=0, description="How many records to draw.")
     ratio: float | None = Field(default=None, ge=0.0, le=1.0, description="Share of `total` to draw.")
     replace: bool = Field(default=False, description="Allow drawing more records than the source has (repeats).")
-    where: dict[str, str | list[str]] = Field(
+    where: dict[str, Any] = Field(
         default_factory=dict,
-        description="Keep only records whose fields have these values, e.g. {data_type: video, data_source: [a, b]}.",
+        description="Keep only records whose fields have these values (a list: any of them), "
+        "e.g. {data_type: video, data_source: [a, b], temporal: true}.",
     )
 
     def keeps(self, record: Record) -> bool:
         fields = record.model_dump()
-        for key, wanted in self.where.items():
-            allowed = wanted if isinstance(wanted, list) else [wanted]
-            if str(fields.get(key)) not in allowed:
-                return False
-        return True
+        return all(fields.get(key) in (wanted if isinstance(wanted, list) else [wanted])
+                   for key, wanted in self.where.items())
 
     @model_validator(mode="after")
     def _one_amount(self) -> MixSource:
@@ -94,7 +93,7 @@ class MixResult:
     records: list[dict]
     drawn: dict[str, int]
     available: dict[str, int]
-    skipped: dict[str, list[RecordError]]
+    skipped: dict[str, list[BadRecord]]
 
 
 def _source_rng(seed: int, name: str) -> random.Random:
@@ -122,23 +121,24 @@ def _relocate(record: Record, source_root: Path, out_root: Path) -> str:
 
 
 def mix_records(config: MixConfig, out_media_root: str | Path) -> MixResult:
-    """Draw each source's share and return the mixed records (as JSON objects) with provenance."""
+    """Draw each source's share of valid records and return them (as JSON objects) with provenance."""
     out_root = Path(out_media_root).resolve()
     rows, drawn, available, skipped = [], {}, {}, {}
     for source in config.sources:
-        loaded = load_records(source.path, RECORD_KINDS[config.kind], source.media_root)
-        pool = [record for record in loaded.records if source.keeps(record)]
+        # the same checks as `videor1 data validate`: a mix never contains a record it would reject
+        checked = validate_records(source.path, config.kind, source.media_root)
+        pool = [record for record in checked.good if source.keeps(record)]
         wanted = source.count if source.count is not None else round(source.ratio * config.total)
         indices = _draw(len(pool), wanted, source.replace, _source_rng(config.seed, source.name), source.name)
         for index in indices:
             record = pool[index]
             row = record.model_dump(mode="json")
-            row["path"] = _relocate(record, loaded.media_root, out_root)
+            row["path"] = _relocate(record, checked.media_root, out_root)
             row["provenance"] = {"source": source.name, "file": str(source.path), "problem_id": record.problem_id,
                                  "path": record.path}
             rows.append(row)
         drawn[source.name], available[source.name] = len(indices), len(pool)
-        skipped[source.name] = loaded.bad
+        skipped[source.name] = checked.bad
     if config.shuffle:
         random.Random(config.seed).shuffle(rows)
     return MixResult(records=rows, drawn=drawn, available=available, skipped=skipped)

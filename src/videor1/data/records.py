@@ -40,7 +40,7 @@ def option_text(option: str) -> str:
 class Record(BaseModel):
     """One training record in the Video-R1-260k format."""
 
-    model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="allow")
 
     problem_id: int | str = Field(description="Identifier of the record, unique within its file.")
     problem: str = Field(min_length=1, description="The question, without options or instructions.")
@@ -55,7 +55,7 @@ class Record(BaseModel):
     @classmethod
     def _solution_has_answer_tags(cls, value: str) -> str:
         match = _SOLUTION.match(value)
-        if not match or "<answer>" in match.group(1) or not match.group(1).strip():
+        if not match or "<answer>" in match.group(1) or "</answer>" in match.group(1) or not match.group(1).strip():
             raise ValueError(f"solution must be one non-empty '<answer>…</answer>', got {value[:80]!r}")
         return value
 
@@ -103,7 +103,7 @@ class CotRecord(Record):
     @classmethod
     def _process_has_think_tags(cls, value: str) -> str:
         match = _PROCESS.match(value)
-        if not match or "<think>" in match.group(1) or not match.group(1).strip():
+        if not match or "<think>" in match.group(1) or "</think>" in match.group(1) or not match.group(1).strip():
             raise ValueError(f"process must be one non-empty '<think>…</think>', got {value[:80]!r}")
         return value
 

@@ -28,6 +28,9 @@ class BadRecord:
     reasons: list[str]
     raw: Any
 
+    def describe(self) -> str:
+        return f"record #{self.index} (problem_id={self.problem_id!r}): {'; '.join(self.reasons)}"
+
     def to_json(self, source: str) -> dict:
         return {"source": source, "index": self.index, "problem_id": self.problem_id,
                 "reasons": self.reasons, "record": self.raw}
@@ -58,9 +61,14 @@ class ValidationReport:
 
 
 def guess_kind(rows: list[Any]) -> str:
-    """`cot` when every record carries a `process`, else `train`."""
+    """`cot` when every record carries a `process`; `eval` when records have no `data_source`
+    (benchmark files); else `train`."""
     dicts = [row for row in rows if isinstance(row, dict)]
-    return "cot" if dicts and all("process" in row for row in dicts) else "train"
+    if dicts and all(row.get("process") for row in dicts):
+        return "cot"
+    if dicts and all("data_source" not in row for row in dicts):
+        return "eval"
+    return "train"
 
 
 def _content_problems(record: Record, media_root: Path | None, check_media: bool) -> list[str]:
