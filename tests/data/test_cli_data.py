@@ -53,7 +53,8 @@ def test_validate_allow_bad_and_media_root(mixed_file: Path, tmp_path: Path):
     assert moved.exit_code == 1 and "8 of 8 records are bad" in moved.output
 
 
-def test_validate_good_files_and_unreadable_ones(tmp_path: Path):
+def test_validate_good_files_and_unreadable_ones(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default report goes to the working directory
     for name in ("train.json", "cot.json"):
         result = runner.invoke(app, ["data", "validate", str(EXAMPLES / name)])
         assert result.exit_code == 0, result.output
