@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from factories import image_record, video_record
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "mini"
+
+
 @pytest.fixture
 def media_dir(tmp_path: Path) -> Path:
-    """A media root with one (placeholder) video and one image; these tests do not decode media."""
+    """A media root with one real video and one real image (copied from examples/mini)."""
     root = tmp_path / "media"
     (root / "videos").mkdir(parents=True)
     (root / "images").mkdir()
-    (root / "videos" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    (root / "images" / "circles.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    shutil.copy(EXAMPLES / "videos" / "right_red.mp4", root / "videos" / "clip.mp4")
+    shutil.copy(EXAMPLES / "images" / "three_circles.png", root / "images" / "circles.png")
     return root
 
 

@@ -63,7 +63,7 @@ def data_validate(
     kind: Annotated[str, typer.Option(help="Record schema: auto (cot when every record has `process`), train, cot, eval.")] = "auto",
     report: Annotated[Path | None, typer.Option(help="Where to write the bad records (JSONL, empty when all are good; default: <file stem>.bad.jsonl here).")] = None,
     allow_bad: Annotated[bool, typer.Option("--allow-bad", help="Exit 0 even when some records are bad.")] = False,
-    check_media: Annotated[bool, typer.Option("--check-media/--no-check-media", help="Check that each media file exists.")] = True,
+    media: Annotated[str, typer.Option(help="Media check: open (probe videos, decode images), exists, or none.")] = "open",
 ) -> None:
     """Check every record: schema, answer letter among the options, numeric answers, media present."""
     from videor1.data import DataFileError
@@ -71,8 +71,10 @@ def data_validate(
 
     if kind not in ("auto", "train", "cot", "eval"):
         _fail(f"--kind must be auto, train, cot or eval, got {kind!r}")
+    if media not in ("open", "exists", "none"):
+        _fail(f"--media must be open, exists or none, got {media!r}")
     try:
-        result = validate_records(file, kind=kind, media_root=media_root, check_media=check_media)
+        result = validate_records(file, kind=kind, media_root=media_root, check_media=media)
     except DataFileError as error:
         _fail(str(error))
 

@@ -2,7 +2,9 @@
 
 Checks, per record: the schema of its kind (types, allowed values, answer tags, lettered options,
 the answer letter among the options, think tags for CoT); a numerical or regression answer that
-the reward can parse; the media file present under the media root.
+the reward can parse; the media file under the media root: present, or (default) opened: a video
+probed (container, video stream, geometry, at least 2 frames), an image fully decoded. Each media
+file is checked once however many records share it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from videor1.data.records import RECORD_KINDS, Record, RecordError, parse_record
 from videor1.rewards import parse_number
 
 Kind = Literal["auto", "train", "cot", "eval"]
+MediaCheck = Literal["open", "exists", "none"]
 
 
 @dataclass
@@ -71,20 +74,43 @@ def guess_kind(rows: list[Any]) -> str:
     return "train"
 
 
-def _content_problems(record: Record, media_root: Path | None, check_media: bool) -> list[str]:
+def _media_problem(path: Path, data_type: str, check: MediaCheck) -> str | None:
+    from videor1.media import MediaError, TooFewFrames, probe_video, read_image
+
+    if not path.is_file():
+        return f"path: media file not found: {path}"
+    if path.stat().st_size == 0:
+        return f"path: media file is empty: {path}"
+    if check != "open":
+        return None
+    try:
+        if data_type == "video":
+            info = probe_video(path)
+            if info.total_frames < 2:
+                raise TooFewFrames(path, f"{info.total_frames} frame(s); at least 2 are needed")
+        else:
+            read_image(path)
+    except MediaError as error:
+        return f"path: {type(error).__name__}: {error}"
+    return None
+
+
+def _content_problems(record: Record, media_root: Path | None, check: MediaCheck,
+                      seen: dict[tuple[Path, str], str | None]) -> list[str]:
     reasons = []
     if record.problem_type in ("numerical", "regression") and parse_number(record.answer) is None:
         reasons.append(f"solution: {record.answer!r} is not a number the {record.problem_type} reward can read")
-    if check_media:
+    if check != "none":
         try:
             media = resolve_media(record, media_root)
         except ValueError as error:
             reasons.append(f"path: {error}")
         else:
-            if not media.is_file():
-                reasons.append(f"path: media file not found: {media}")
-            elif media.stat().st_size == 0:
-                reasons.append(f"path: media file is empty: {media}")
+            key = (media, record.data_type)
+            if key not in seen:
+                seen[key] = _media_problem(media, record.data_type, check)
+            if seen[key]:
+                reasons.append(seen[key])
     return reasons
 
 
@@ -97,7 +123,7 @@ def validate_records(
     source: str | Path | Iterable[dict],
     kind: Kind = "auto",
     media_root: str | Path | None = None,
-    check_media: bool = True,
+    check_media: MediaCheck = "open",
     split: str | None = None,
 ) -> ValidationReport:
     """Check every record of `source`; nothing stops at the first error."""
@@ -107,11 +133,12 @@ def validate_records(
     root = Path(media_root).resolve() if media_root is not None else default_media_root(source)
     report = ValidationReport(source=name, kind=kind, media_root=root)
     seen: Counter = Counter()
+    media_checked: dict[tuple[Path, str], str | None] = {}
     for index, raw in enumerate(rows):
         key = _group_key(raw)
         try:
             record = parse_record(raw, RECORD_KINDS[kind], name, index)
-            reasons = _content_problems(record, root, check_media)
+            reasons = _content_problems(record, root, check_media, media_checked)
             problem_id = record.problem_id
         except RecordError as error:
             record, reasons, problem_id = None, error.reasons, error.problem_id
