@@ -163,6 +163,34 @@ def data_mix(
             err_console.print(f"[yellow]warning:[/] {name}: {len(bad)} bad record(s) skipped; first: {bad[0].describe()}")
 
 
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option("--out", help="Output directory (videos/, images/, JSON files).")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of RL training questions.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same files.")] = 0,
+    config: Annotated[Path | None, typer.Option(help="YAML with SynthConfig fields (size, instants, repeat, fps, …).")] = None,
+) -> None:
+    """Write a synthetic temporal video dataset: real mp4 videos, PNG images, Video-R1 JSON files."""
+    import yaml
+    from pydantic import ValidationError
+
+    from videor1.data.synth import SynthConfig, synthesize
+
+    try:
+        synth_config = SynthConfig.model_validate(yaml.safe_load(config.read_text()) or {}) if config else SynthConfig()
+    except (ValidationError, OSError, yaml.YAMLError) as error:
+        _fail(f"{config}: {error}")
+    summary = synthesize(out, n=n, seed=seed, config=synth_config)
+    table = Table(title=f"{out} (seed {seed}, {summary.seconds:.1f} s, {summary.videos} videos, {summary.images} images)")
+    for column in ("file", "records", "video", "image", "temporal"):
+        table.add_column(column, justify="left" if column == "file" else "right")
+    for name, count in summary.files.items():
+        types = summary.data_types.get(name, {})
+        table.add_row(name, str(count), str(types.get("video", 0)), str(types.get("image", 0)),
+                      str(summary.temporal.get(name, 0)))
+    console.print(table)
+
+
 @app.command("prompt")
 def prompt(
     file: FileArg,

@@ -174,3 +174,17 @@ def test_mix_relocates_paths_for_another_media_root(tmp_path: Path):
     assert result.exit_code == 0, result.output
     loaded = load_records(tmp_path / "o" / "m.json", media_root=out_root)
     assert resolve_media(loaded.records[0], out_root) == (media / "videos" / "right_red.mp4").resolve()
+
+
+def test_synth_then_validate_from_the_cli(tmp_path: Path):
+    out = tmp_path / "synth"
+    result = runner.invoke(app, ["data", "synth", "--out", str(out), "--n", "40", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    for name in ("rl_train", "cot_train", "eval", "describe"):
+        checked = runner.invoke(app, ["data", "validate", str(out / f"{name}.json"), "--report", str(tmp_path / "r")])
+        assert checked.exit_code == 0, checked.output
+        assert "records are valid" in checked.output
+    bad_config = tmp_path / "synth.yaml"
+    bad_config.write_text("instants: 1\n")
+    failed = runner.invoke(app, ["data", "synth", "--out", str(out), "--n", "4", "--config", str(bad_config)])
+    assert failed.exit_code == 2 and "instants" in failed.output

@@ -1,0 +1,449 @@
+"""Synthetic Video-R1 data: short clips of coloured shapes on a grid, and questions about them.
+
+`synthesize(out_dir, n, seed)` writes, deterministically for the seed:
+
+    videos/*.mp4, images/*.png   the media (H.264 yuv420p; PNG); out_dir is the media root
+    rl_train.json                n training questions (`Record`)
+    cot_train.json               questions with a templated chain of thought (`CotRecord`)
+    eval.json                    held-out questions on scenes never used in training (`EvalRecord`)
+    describe.json                per-instant descriptions of scenes: the dense perception target
+                                 without which the tiny demo model learned nothing (DEMO_NOTES)
+    synth_config.json            the seed, n and config that made them
+
+Temporal questions (direction, first appearance, order of colours, counting changes, distance)
+need the frames in order; static ones (colour, shape, counting objects, OCR) are answerable from
+any frame. All five problem types of the paper appear. Every record carries `task`, `temporal`
+and its `scene` (what is where at each instant) as extra fields. Scenes are split between
+training and evaluation by a hash of their content, so no evaluation scene is ever trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+
+from videor1.data.loading import write_records
+from videor1.data.records import PROBLEM_TYPES, CotRecord, EvalRecord, Record
+from videor1.data.synth_scenes import (
+    BACKGROUNDS, BUILDERS, COLOR_RGB, DIRECTIONS, SHAPES, Renderer, Scene, cell_name, describe,
+    direction_of, object_name, path_length, per_instant, write_image, write_video,
+)
+
+# (task, problem type, needs frame order); a task listed twice is asked both ways.
+VARIANTS: tuple[tuple[str, str, bool], ...] = (
+    ("direction", "multiple choice", True), ("direction", "free-form", True),
+    ("first_appearance", "multiple choice", True), ("color_order", "free-form", True),
+    ("count_events", "numerical", True), ("distance", "regression", True),
+    ("color", "multiple choice", False), ("color", "free-form", False), ("shape", "multiple choice", False),
+    ("count_objects", "numerical", False), ("ocr", "OCR", False),
+)
+TASKS = tuple(dict.fromkeys(task for task, _, _ in VARIANTS))
+# The questions a scene of each kind can carry (color / shape on a "still" scene: one object only).
+SUPPORTS = {"motion": {"direction", "distance", "color", "shape"}, "wander": {"distance", "color", "shape"},
+            "appear": {"first_appearance"}, "recolor": {"color_order", "count_events", "shape"},
+            "blink": {"count_events", "color", "shape"}, "still": {"count_objects", "color", "shape"},
+            "text": {"ocr"}}
+# The kinds of video scene a new question of each task is drawn on (images: "still" or "text").
+NEW_SCENE = {"direction": ("motion",), "distance": ("wander",), "first_appearance": ("appear",),
+             "color_order": ("recolor",), "count_events": ("recolor", "blink"),
+             "color": ("still", "motion", "blink"), "shape": ("still", "motion", "blink"),
+             "count_objects": ("still",), "ocr": ("text",)}
+FILES = ("rl_train", "cot_train", "eval", "describe")
+# ORDER_NOTE: colour-order questions use one change ("red, then blue"). The free-form reward (mean
+# of ROUGE-1/2/L) scores the reversed "blue, then red" 0.44, below the 0.5 that counts as correct,
+# but scores the reversed "green, then blue, then red" 0.70: with more colours, answers from
+# shuffled frames would count as correct and T-GRPO's contrast would vanish.
+
+
+class SynthConfig(BaseModel):
+    """How the synthetic clips look and which questions are asked about them."""
+
+    size: int = Field(84, ge=16, description="Frame side in pixels, even (84 = 3×3 merged 28-px tokens).")
+    instants: int = Field(4, ge=3, description="Distinct time steps per clip (3+: with 2, a distance or a "
+                                                "count of changes would not depend on order).")
+    repeat: int = Field(2, ge=1, description="Identical frames per instant (2: one temporal patch holds one "
+                                              "instant, so shuffling 2-frame groups removes all order).")
+    fps: float = Field(2.0, gt=0, description="Frame rate of the mp4 (2 fps, repeat 2 → 1 s per instant).")
+    grid: int = Field(3, ge=2, le=8, description="Objects sit in the cells of a grid × grid layout.")
+    background: str = Field("tint", description="'tint' (a dim colour per cell), 'gradient' or 'black' "
+                                                "(on black the demo never learned direction).")
+    colors: list[str] = Field(["red", "green", "blue", "yellow"], description=f"From {list(COLOR_RGB)}.")
+    shapes: list[str] = Field(list(SHAPES), description=f"From {list(SHAPES)}.")
+    image_fraction: float = Field(0.25, ge=0, le=1, description="Share of questions on images (static).")
+    temporal_fraction: float = Field(0.5, ge=0, le=1, description="Share of questions that need frame order.")
+    problem_types: dict[str, float] = Field({t: 1.0 for t in PROBLEM_TYPES},
+                                            description="Relative weight of each problem type (unlisted: 0).")
+    tasks: dict[str, float] = Field({t: 1.0 for t in TASKS}, description=f"Relative weight of {TASKS} "
+                                                                         "(unlisted: 0).")
+    questions_per_scene: int = Field(2, ge=1, description="Most questions asked about one video or image.")
+    max_objects: int = Field(4, ge=1, description="Most objects in a counting scene.")
+    cot_size: int | None = Field(None, ge=0, description="Records in cot_train.json (default: n).")
+    eval_size: int | None = Field(None, ge=0, description="Records in eval.json (default: max(50, n // 4)).")
+    describe_size: int | None = Field(None, ge=0, description="Records in describe.json (default: n).")
+    eval_share: float = Field(0.2, gt=0, lt=1, description="Share of the scene space held out for eval.")
+    crf: int = Field(12, ge=0, le=51, description="x264 quality; low keeps the colours exact.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SynthConfig:
+        problems = []
+        if self.size % 2 or self.size < 8 * self.grid:
+            problems.append(f"size={self.size}: must be even and at least 8 × grid = {8 * self.grid}")
+        if self.background not in BACKGROUNDS:
+            problems.append(f"background={self.background!r}: choose one of {BACKGROUNDS}")
+        for name, known in (("colors", COLOR_RGB), ("shapes", SHAPES), ("problem_types", PROBLEM_TYPES),
+                            ("tasks", TASKS)):
+            given = getattr(self, name)
+            if unknown := sorted(set(given) - set(known)):
+                problems.append(f"{name} {unknown} unknown: choose from {list(known)}")
+        if len(set(self.colors)) < 2 or not self.shapes:
+            problems.append("give at least two distinct colors and one shape")
+        if len(set(self.shapes)) < 2 and self.weight("shape", "multiple choice") > 0:
+            problems.append("shape questions need two shapes: add shapes or set tasks.shape to 0")
+        if self.temporal_fraction + self.image_fraction > 1:
+            problems.append("temporal_fraction + image_fraction must be ≤ 1 (image questions are static)")
+        if self.max_objects > self.grid**2:
+            problems.append(f"max_objects={self.max_objects} does not fit a {self.grid}×{self.grid} grid")
+        for temporal, share in ((True, self.temporal_fraction), (False, 1 - self.temporal_fraction)):
+            if share > 0 and not any(self.weight(t, p) for t, p, tmp in VARIANTS if tmp == temporal):
+                kind = "temporal" if temporal else "static"
+                problems.append(f"no {kind} question has a positive weight: raise one in tasks and "
+                                "problem_types, or change temporal_fraction")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def weight(self, task: str, problem_type: str) -> float:
+        return self.tasks.get(task, 0.0) * self.problem_types.get(problem_type, 0.0)
+
+
+class SynthSummary(BaseModel):
+    """What `synthesize` wrote."""
+
+    out_dir: str
+    seed: int
+    files: dict[str, int] = Field(description="Records per file.")
+    videos: int
+    images: int
+    tasks: dict[str, dict[str, int]] = Field(description="file -> task -> records.")
+    problem_types: dict[str, dict[str, int]] = Field(description="file -> problem type -> records.")
+    data_types: dict[str, dict[str, int]] = Field(description="file -> data type -> records.")
+    temporal: dict[str, int] = Field(description="file -> records that need frame order.")
+    seconds: float
+
+
+@dataclass
+class Spec:
+    """One question to ask: which task, which answer type, on which medium."""
+
+    data_type: str
+    task: str
+    problem_type: str
+    temporal: bool
+
+
+@dataclass
+class Hosted:
+    """A scene, its media file, and the tasks asked about it."""
+
+    scene: Scene
+    media: str
+    data_type: str
+    tasks: list[str] = field(default_factory=list)
+
+
+# ---- which questions, on which scenes --------------------------------------------------------------
+
+def plan(n: int, config: SynthConfig, rng: random.Random) -> list[Spec]:
+    """`n` question specs in random order, in the configured shares (largest-remainder quotas, so a
+    small file still holds every variant that has a share)."""
+    shares = []  # (probability, spec)
+    video_static = 1 - config.image_fraction - config.temporal_fraction
+    groups = (("image", False, config.image_fraction), ("video", True, config.temporal_fraction),
+              ("video", False, video_static))
+    for data_type, temporal, share in groups:
+        variants = [(t, p) for t, p, tmp in VARIANTS if tmp == temporal]
+        total = sum(config.weight(t, p) for t, p in variants)
+        for task, problem_type in variants:
+            if share > 0 and config.weight(task, problem_type) > 0:
+                shares.append((share * config.weight(task, problem_type) / total,
+                               Spec(data_type, task, problem_type, temporal)))
+    exact = [n * p for p, _ in shares]
+    counts = [int(x) for x in exact]
+    for i in sorted(range(len(shares)), key=lambda i: counts[i] - exact[i])[: n - sum(counts)]:
+        counts[i] += 1
+    specs = [spec for (_, spec), count in zip(shares, counts) for _ in range(count)]
+    rng.shuffle(specs)
+    return specs
+
+
+def supports(scene: Scene, task: str) -> bool:
+    if task in ("color", "shape") and scene.kind == "still":
+        return len(scene.tracks) == 1
+    if task == "color_order":
+        return scene.kind == "recolor" and len(set(scene.tracks[0].colors)) == 2
+    return task in SUPPORTS[scene.kind]
+
+
+def new_scene(task: str, data_type: str, rng: random.Random, config: SynthConfig, held_out: bool) -> Scene:
+    """A scene that a `task` question can be asked about, from the training or the held-out part of
+    the scene space (split by a hash of the scene's content)."""
+    instants = config.instants if data_type == "video" else 1
+    kinds = NEW_SCENE[task] if data_type == "video" else ("text",) if task == "ocr" else ("still",)
+    for _ in range(10_000):
+        kind = rng.choice(kinds)
+        extra = {}
+        if task == "count_objects":
+            extra = {"objects": rng.randint(1, config.max_objects)}
+        elif task == "color_order":
+            extra = {"changes": 1}  # see ORDER_NOTE
+        scene = BUILDERS[kind](rng, instants, config.grid, config.colors, config.shapes, **extra)
+        if (scene.bucket() < config.eval_share) == held_out:
+            return scene
+    raise RuntimeError(f"no {task} scene left in the {'eval' if held_out else 'train'} part of the scene "
+                       "space: add colors or shapes, raise grid, or change eval_share")
+
+
+def pack(specs: list[Spec], rng: random.Random, config: SynthConfig, prefix: str, held_out: bool,
+         per_scene: int) -> tuple[list[Hosted], list[Hosted]]:
+    """Give each spec a scene: a recent one of the same medium that can carry the question (one
+    video, several questions, as in real data), else a new one. Returns (scenes, host of each spec)."""
+    scenes, hosts, open_ = [], [], {"video": [], "image": []}
+    for spec in specs:
+        recent = open_[spec.data_type]
+        host = next((h for h in reversed(recent)
+                     if spec.task not in h.tasks and supports(h.scene, spec.task)), None)
+        if host is None:
+            folder, ext = ("videos", "mp4") if spec.data_type == "video" else ("images", "png")
+            host = Hosted(new_scene(spec.task, spec.data_type, rng, config, held_out),
+                          f"{folder}/{prefix}-{len(scenes):06d}.{ext}", spec.data_type)
+            scenes.append(host)
+            recent.append(host)
+            del recent[:-8]  # only recent scenes are reused: keeps packing linear in n
+        host.tasks.append(spec.task)
+        if len(host.tasks) >= per_scene:
+            recent.remove(host)
+        hosts.append(host)
+    return scenes, hosts
+
+
+# ---- the questions and their chains of thought -----------------------------------------------------
+
+@dataclass
+class Reasoning:
+    """A task's question about a scene: the answer word, the pool of options (multiple choice), and
+    what the chain of thought states before the answer: evidence per instant, then a reason."""
+
+    problem: str
+    what: str  # the conclusion reads "so the {what} is {word}"
+    word: str
+    evidence: str
+    reason: str = ""
+    pool: tuple[str, ...] = ()
+
+
+@dataclass
+class Question:
+    problem: str
+    options: list[str]
+    answer: str  # the option letter for multiple choice
+    process: str  # "<think>evidence. reason, so the … is {answer}.</think>"
+
+
+def _positions(scene: Scene, grid: int) -> str:
+    track = scene.tracks[0]
+    return per_instant(scene, lambda t, first: (f"{object_name(track)} is " if first else "")
+                       + cell_name(track.cells[t], grid))
+
+
+def _colors(scene: Scene) -> str:
+    track = scene.tracks[0]
+    return per_instant(scene, lambda t, first: (f"the {track.shape} is " if first else "")
+                       + (track.colors[t] or "hidden"))
+
+
+def _medium(scene: Scene) -> str:
+    return "image" if scene.instants == 1 else "video"
+
+
+def _direction(scene: Scene, config: SynthConfig) -> Reasoning:
+    track, grid = scene.tracks[0], config.grid
+    start, end = cell_name(track.cells[0], grid), cell_name(track.cells[-1], grid)
+    return Reasoning(f"Which direction does {object_name(track)} move?", "direction",
+                     direction_of(track.cells), _positions(scene, grid), f"It moved from {start} to {end}, ",
+                     DIRECTIONS)
+
+
+def _distance(scene: Scene, config: SynthConfig) -> Reasoning:
+    track = scene.tracks[0]
+    steps = [path_length(track.cells[t:t + 2]) for t in range(scene.instants - 1)]
+    total = sum(steps)
+    return Reasoning(f"How many grid cells does {object_name(track)} travel in total?", "distance",
+                     str(total), _positions(scene, config.grid),
+                     f"It moves {' + '.join(map(str, steps))} = {total} cell{'s' * (total != 1)}, ")
+
+
+def _first_appearance(scene: Scene, config: SynthConfig) -> Reasoning:
+    names = [object_name(t) for t in scene.tracks]
+    starts = [next(i for i, c in enumerate(t.colors) if c is not None) for t in scene.tracks]
+    a, b = sorted(range(2), key=lambda i: starts[i])
+    shown = per_instant(scene, lambda t, _: ", ".join(
+        name for name, track in zip(names, scene.tracks) if track.colors[t] is not None) or "nothing")
+    return Reasoning(f"Which appears first, {names[0]} or {names[1]}?", "first to appear", names[a], shown,
+                     f"{names[a]} appears at t{starts[a] + 1} and {names[b]} at t{starts[b] + 1}, ",
+                     tuple(names))
+
+
+def _color_order(scene: Scene, config: SynthConfig) -> Reasoning:
+    colors = scene.tracks[0].colors
+    segments = [c for i, c in enumerate(colors) if i == 0 or c != colors[i - 1]]
+    return Reasoning(f"In what order does the {scene.tracks[0].shape} change color?", "order",
+                     ", then ".join(segments), _colors(scene))
+
+
+def _count_events(scene: Scene, config: SynthConfig) -> Reasoning:
+    track, name = scene.tracks[0], object_name(scene.tracks[0])
+    c = track.colors
+    if scene.kind == "recolor":
+        events = [f"t{t + 1}" for t in range(1, scene.instants) if c[t] != c[t - 1]]
+        problem, verb = f"How many times does the {track.shape} change color?", "changes"
+        evidence = _colors(scene)
+    else:  # a blinking object
+        events = [f"t{t + 1}" for t in range(1, scene.instants) if c[t] is None and c[t - 1] is not None]
+        problem, verb = f"How many times does {name} disappear?", "disappears"
+        evidence = per_instant(scene, lambda t, first: (f"{name} is " if first else "")
+                               + ("hidden" if c[t] is None else "visible"))
+    when = ", ".join(events[:-1]) + " and " + events[-1] if len(events) > 1 else "".join(events)
+    reason = f"It {verb} at {when}, " if events else f"It never {verb}, "  # never: only on reordered frames
+    return Reasoning(problem, "count", str(len(events)), evidence, reason)
+
+
+def _color(scene: Scene, config: SynthConfig) -> Reasoning:
+    track = scene.tracks[0]
+    return Reasoning(f"What color is the {track.shape}?", "color", track.color, _colors(scene),
+                     pool=tuple(config.colors))
+
+
+def _shape(scene: Scene, config: SynthConfig) -> Reasoning:
+    track = scene.tracks[0]
+    who = f"the {track.color} object" if track.color else "the object"
+    evidence = per_instant(scene, lambda t, first: (f"{who} is " if first else "")
+                           + ("hidden" if track.colors[t] is None else f"a {track.shape}"))
+    return Reasoning(f"What shape is {who}?", "shape", track.shape, evidence, pool=tuple(config.shapes))
+
+
+def _count_objects(scene: Scene, config: SynthConfig) -> Reasoning:
+    listed = ", ".join(f"{object_name(t)} {cell_name(t.cells[0], config.grid)}" for t in scene.tracks)
+    count = len(scene.tracks)
+    return Reasoning(f"How many objects are there in the {_medium(scene)}?", "count", str(count),
+                     per_instant(scene, lambda t, first: listed if first else "the same"),
+                     f"There {'is' if count == 1 else 'are'} {count} object{'s' * (count != 1)}, ")
+
+
+def _ocr(scene: Scene, config: SynthConfig) -> Reasoning:
+    evidence = per_instant(scene, lambda t, first: ("the text reads " if first else "") + f'"{scene.text}"')
+    return Reasoning(f"What text is written in the {_medium(scene)}?", "text", scene.text, evidence)
+
+
+REASONING = {"direction": _direction, "distance": _distance, "first_appearance": _first_appearance,
+             "color_order": _color_order, "count_events": _count_events, "color": _color, "shape": _shape,
+             "count_objects": _count_objects, "ocr": _ocr}
+
+
+def ask(task: str, problem_type: str, scene: Scene, rng: random.Random, config: SynthConfig) -> Question:
+    """The `task` question about `scene` with its answer and a short chain of thought: the evidence of
+    every instant, the reason, then the answer as its last word (the option letter for multiple choice)."""
+    r = REASONING[task](scene, config)
+    options, answer, said = [], r.word, r.word
+    if problem_type == "multiple choice":
+        others = [p for p in dict.fromkeys(r.pool) if p != r.word]
+        choices = rng.sample(others, min(3, len(others))) + [r.word]
+        rng.shuffle(choices)
+        options = [f"{chr(65 + i)}. {choice}" for i, choice in enumerate(choices)]
+        answer = chr(65 + choices.index(r.word))
+        said = f"{r.word}, option {answer}"
+    conclusion = f"{r.reason}so the {r.what} is {said}."
+    process = f"<think>{r.evidence} {conclusion[0].upper()}{conclusion[1:]}</think>"
+    return Question(r.problem, options, answer, process)
+
+
+# ---- writing ----------------------------------------------------------------------------------------
+
+def _record(pid: str, host: Hosted, problem_type: str, q: Question, task: str, temporal: bool) -> dict:
+    return {"problem_id": pid, "problem": q.problem, "data_type": host.data_type,
+            "problem_type": problem_type, "options": q.options, "solution": f"<answer>{q.answer}</answer>",
+            "path": host.media, "data_source": f"synth-{task}", "task": task, "temporal": temporal,
+            "scene": {"id": Path(host.media).stem, **host.scene.to_json()}}
+
+
+def question_file(specs: list[Spec], rng: random.Random, config: SynthConfig, prefix: str, held_out: bool,
+                  cot: bool) -> tuple[list[Hosted], list[dict]]:
+    """The scenes and records of one file of questions (with `process` when `cot`)."""
+    scenes, hosts = pack(specs, rng, config, prefix, held_out, config.questions_per_scene)
+    records = []
+    for i, (spec, host) in enumerate(zip(specs, hosts)):
+        q = ask(spec.task, spec.problem_type, host.scene, rng, config)
+        records.append(_record(f"{prefix}-{i:06d}", host, spec.problem_type, q, spec.task, spec.temporal))
+        if cot:
+            records[-1]["process"] = q.process
+    return scenes, records
+
+
+def describe_file(specs: list[Spec], rng: random.Random,
+                  config: SynthConfig) -> tuple[list[Hosted], list[dict]]:
+    """One description per scene, on scenes drawn like those of the training questions."""
+    scenes, hosts = pack(specs, rng, config, "describe", held_out=False, per_scene=1)
+    records = []
+    for i, host in enumerate(hosts):
+        where = "at each time step" if host.data_type == "video" else "in the image"
+        problem = f"Describe each object and where it is {where}."
+        q = Question(problem, [], describe(host.scene, config.grid), "")
+        records.append(_record(f"describe-{i:06d}", host, "free-form", q, "describe", host.scene.changes))
+    return scenes, records
+
+
+def synthesize(out_dir: Path, n: int, seed: int, config: SynthConfig | None = None) -> SynthSummary:
+    """Write the synthetic data set with `n` training questions to `out_dir` (also its media root)."""
+    start, config, out_dir = time.perf_counter(), config or SynthConfig(), Path(out_dir)
+    for folder in ("videos", "images"):
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    sizes = {"rl_train": n, "cot_train": n if config.cot_size is None else config.cot_size,
+             "eval": max(50, n // 4) if config.eval_size is None else config.eval_size,
+             "describe": n if config.describe_size is None else config.describe_size}
+    renderer, outputs = Renderer(config.size, config.grid, config.background), {}
+    for name in FILES:
+        rng = random.Random(f"videor1.synth:{seed}:{name}")  # one stream per file
+        specs = plan(sizes[name], config, rng)
+        if name == "describe":
+            scenes, records = describe_file(specs, rng, config)
+        else:
+            prefix = name.removesuffix("_train")
+            scenes, records = question_file(specs, rng, config, prefix, name == "eval", name == "cot_train")
+        for host in scenes:
+            frames = renderer.frames(host.scene)
+            if host.data_type == "video":
+                write_video(out_dir / host.media, frames, config.fps, config.repeat, config.crf)
+            else:
+                write_image(out_dir / host.media, frames[0])
+        kind = {"cot_train": CotRecord, "eval": EvalRecord}.get(name, Record)
+        write_records([kind.model_validate(r) for r in records], out_dir / f"{name}.json")
+        outputs[name] = (scenes, records)
+    meta = {"seed": seed, "n": n, "config": config.model_dump(mode="json")}
+    (out_dir / "synth_config.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+
+    def count(key: str) -> dict[str, dict[str, int]]:
+        return {name: dict(sorted(Counter(r[key] for r in recs).items()))
+                for name, (_, recs) in outputs.items()}
+
+    hosts = [h for scenes, _ in outputs.values() for h in scenes]
+    return SynthSummary(
+        out_dir=str(out_dir), seed=seed, files={name: len(recs) for name, (_, recs) in outputs.items()},
+        videos=sum(h.data_type == "video" for h in hosts), images=sum(h.data_type == "image" for h in hosts),
+        tasks=count("task"), problem_types=count("problem_type"), data_types=count("data_type"),
+        temporal={name: sum(r["temporal"] for r in recs) for name, (_, recs) in outputs.items()},
+        seconds=round(time.perf_counter() - start, 3))
