@@ -69,8 +69,8 @@ def _advantages64(rewards: list[float], bonus: list[float], scale: str, placemen
         r = r + b
     centred = r - r.mean()
     if scale == "group":
-        std = r.std(ddof=1)
-        centred = centred / std if std > 0 else np.zeros_like(centred)
+        std = r.std(ddof=1)  # equal rewards: std 0 up to rounding (e.g. three 0.8s), no signal
+        centred = centred / std if std > 1e-12 else np.zeros_like(centred)
     return centred + (b if placement == "advantage" else 0.0)
 
 
@@ -84,6 +84,7 @@ fine_groups = st.integers(min_value=2, max_value=8).flatmap(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None)
 @given(group=fine_groups, alpha=st.sampled_from([0.3, 0.5, 1.0, 2.0]),
        scale=st.sampled_from(["group", "none"]), placement=st.sampled_from(["reward", "advantage"]))
@@ -107,6 +108,7 @@ groups = st.integers(min_value=2, max_value=8).flatmap(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(
     group=groups,

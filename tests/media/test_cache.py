@@ -108,6 +108,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_a_killed_writer_never_leaves_an_entry_that_loads_wrong(video: Path, tmp_path: Path):
     root = tmp_path / "cache"
     for delay in (0.05, 0.2, 0.4):
@@ -134,6 +135,7 @@ def _reader_writer(args):
     return True
 
 
+@pytest.mark.slow
 def test_several_processes_share_one_cache(video: Path, tmp_path: Path):
     context = multiprocessing.get_context("spawn")
     with context.Pool(2) as pool:

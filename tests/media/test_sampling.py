@@ -47,6 +47,7 @@ def test_constants_are_qwens():
 sides = st.one_of(st.integers(1, 64), st.integers(1, 8000))
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None)
 @given(height=sides, width=sides, factor=st.sampled_from([28, 32]),
        min_tokens=st.integers(1, 1024), extra_tokens=st.integers(0, 16384))
@@ -105,6 +106,7 @@ def samplings(draw):
             {"fps": fps, "min_frames": min_frames, "max_frames": max_frames})
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None)
 @given(pair=samplings(), total_frames=st.integers(1, 200_000), fps=video_fps)
 def test_smart_nframes_equals_qwen(pair, total_frames, fps):
@@ -133,6 +135,7 @@ def time_ranges(draw, duration):
     return start, end
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(data=st.data(), total_frames=st.integers(1, 20_000), fps=video_fps)
 def test_frame_range_equals_qwen(data, total_frames, fps):
@@ -166,6 +169,7 @@ def test_whole_pipeline_matches_qwens_decord_reader(data, pair, total_frames, fp
 
 # --- frame_indices -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(data=st.data(), total_frames=st.integers(2, 200_000))
 def test_frame_indices_equal_torch_linspace_up_to_float32_ties(data, total_frames):

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,12 +63,14 @@ def _check_bounded_and_deterministic(pred, gt, options, problem_type):
     assert first[0] in (0.0, 1.0) and first[1] in (0.0, 1.0) and first[5] in (0.0, 1.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None)
 @given(TEXT, TEXT, OPTIONS, PROBLEM_TYPE)
 def test_never_raises_bounded_and_deterministic_on_text(pred, gt, options, problem_type):
     _check_bounded_and_deterministic(pred, gt, options, problem_type)
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None)
 @given(
     st.one_of(TEXT, NOT_TEXT),
