@@ -106,3 +106,18 @@ def test_media_config_checks_itself():
         MediaConfig(video_min_pixels=10 * 784, video_max_pixels=4 * 784)
     with pytest.raises(ValueError, match="image_min_pixels"):
         MediaConfig(image_min_pixels=10 * 784, image_max_pixels=4 * 784)
+
+
+def test_bad_records_are_skipped_counted_and_logged_once(bad_media: Path, caplog):
+    from videor1.media.loader import SkipLog, load_media_or_skip
+
+    config = MediaConfig(nframes=4, video_min_pixels=4 * 784, video_max_pixels=16 * 784)
+    records = [Record.model_validate(video_record(i, path=name)) for i, name in
+               enumerate(["good.mp4", "text.mp4", "missing.mp4", "good.mp4", "text.mp4"])]
+    skips = SkipLog()
+    loaded = [load_media_or_skip(r, bad_media, config, skips) for r in records + records[:2]]
+    assert [m is not None for m in loaded] == [True, False, False, True, False, True, False]
+    assert loaded[3].frames.shape == loaded[0].frames.shape  # the good video itself, never a substitute
+    assert set(skips.errors) == {"problem_id=1", "problem_id=2", "problem_id=4"}
+    assert skips.counts() == {"CorruptMedia": 2, "MediaNotFound": 1}
+    assert sum("skipping problem_id=1:" in m for m in caplog.messages) == 1  # warned once, not per epoch

@@ -6,6 +6,9 @@ and skips the record. Nothing here ever substitutes other media.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -19,6 +22,8 @@ from videor1.media.image import read_image
 from videor1.media.sampling import FrameSampling
 from videor1.media.shuffle import ShuffleMode
 from videor1.media.video import Clip
+
+log = logging.getLogger(__name__)
 
 PIXELS = 28 * 28
 
@@ -74,3 +79,29 @@ def load_media(record: Record, media_root: str | Path | None, config: MediaConfi
         return read_image(path, config.image_min_pixels, config.image_max_pixels, config.factor)
     except MediaError as error:
         raise error.with_record(record.label) from None
+
+
+@dataclass
+class SkipLog:
+    """Records skipped because of their media: each logged once with its reason, counted by kind."""
+
+    errors: dict[str, MediaError] = field(default_factory=dict)  # record label -> its error
+
+    def add(self, error: MediaError) -> None:
+        label = error.record or str(error.path)
+        if label not in self.errors:
+            log.warning("skipping %s", error)
+            self.errors[label] = error
+
+    def counts(self) -> Counter:
+        return Counter(type(error).__name__ for error in self.errors.values())
+
+
+def load_media_or_skip(record: Record, media_root: str | Path | None, config: MediaConfig, skips: SkipLog,
+                       cache: FrameCache | None = None) -> Clip | Image.Image | None:
+    """The record's media, or None after noting the record in `skips` (never other media)."""
+    try:
+        return load_media(record, media_root, config, cache)
+    except MediaError as error:
+        skips.add(error)
+        return None
