@@ -20,8 +20,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Record files: validate, mix, describe.", no_args_is_help=True)
+data_app = typer.Typer(help="Record files: synthesise, validate, mix, describe.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+model_app = typer.Typer(help="Models: build tiny offline ones.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 
 # soft wrap: long messages and paths stay on one line (greppable, and stable in tests)
 console = Console(soft_wrap=True)
@@ -213,3 +215,47 @@ def prompt(
         console.print(build_question(record, load_template(template)), markup=False, highlight=False)
     except (DataFileError, RecordError, ValueError, ValidationError) as error:
         _fail(str(error))
+
+
+@model_app.command("tiny")
+def model_tiny(
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write.")],
+    arch: Annotated[str, typer.Option(help="qwen2_5_vl or qwen3_vl.")] = "qwen2_5_vl",
+    size: Annotated[str, typer.Option(help="tiny (~1 M parameters) or small.")] = "tiny",
+    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    data: Annotated[list[Path] | None, typer.Option(help="Record files whose text trains the tokenizer (repeatable).")] = None,
+) -> None:
+    """Build a tiny randomly initialised Qwen model, tokenizer and processor, offline; it loads like a real checkpoint."""
+    from videor1.models.tiny import SIZES, build_tiny_from_records
+
+    if arch not in ("qwen2_5_vl", "qwen3_vl"):
+        _fail(f"--arch must be qwen2_5_vl or qwen3_vl, got {arch!r}")
+    if size not in SIZES:
+        _fail(f"--size must be one of {sorted(SIZES)}, got {size!r}")
+    path = build_tiny_from_records(out, data or [], arch, size, seed)
+    console.print(f"tiny {arch} ({size}) written to {path}")
+
+
+@app.command("rl", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def rl(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(help="YAML recipe (see configs/); key=value arguments override it.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run directory's latest checkpoint.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validate the config, print it, and exit.")] = False,
+) -> None:
+    """RL with T-GRPO or GRPO (accelerate: run under `accelerate launch` for several processes)."""
+    import yaml
+
+    from videor1.train.config import load_config
+
+    try:
+        rl_config = load_config(config, ctx.args)
+    except (ValueError, OSError) as error:
+        _fail(str(error))
+    if check:
+        console.print(yaml.safe_dump(rl_config.model_dump(mode="json"), sort_keys=False), markup=False, highlight=False)
+        return
+    from videor1.train.rl import train
+
+    out = train(rl_config, resume=resume)
+    console.print(f"done: {out}")

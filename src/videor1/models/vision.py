@@ -1,0 +1,71 @@
+"""Vision embeddings computed once and reused: by the G sequences of a group, by the policy and the
+reference forwards, and (permuted) by the shuffled group.
+
+transformers 5 accepts precomputed vision outputs as `mm_encoder_outputs` = {"image": out, "video": out}
+where `out.pooler_output` holds one (tokens, hidden) tensor per image / video, in the order their
+placeholders appear in the batch (Qwen3-VL adds `deepstack_features`: one such tuple per layer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor
+
+MODALITIES = {"image": ("pixel_values", "image_grid_thw"), "video": ("pixel_values_videos", "video_grid_thw")}
+
+
+def encode_vision(model, batch) -> dict:
+    """Run the vision tower once over the batch's images and videos: {"image": out, "video": out}."""
+    outputs = {}
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for modality, (pixels, grid) in MODALITIES.items():
+        if batch.get(pixels) is not None:
+            encoder = getattr(base, f"get_{modality}_features")
+            out = encoder(batch[pixels], batch[grid], return_dict=True)
+            out.last_hidden_state = None  # unmerged patch states: not used downstream, free the memory
+            outputs[modality] = out
+    return outputs
+
+
+def select_items(outputs: dict, modality: str, indices: list[int],
+                 transform: Callable[[int, Tensor], Tensor] | None = None) -> dict:
+    """A new `mm_encoder_outputs` whose `modality` items are `indices` of the old ones (repeats allowed),
+    each optionally transformed (e.g. rows permuted for a shuffled video): transform(old_index, rows)."""
+    if modality not in outputs:
+        return dict(outputs)
+    old = outputs[modality]
+
+    def pick(items):
+        return tuple(transform(i, items[i]) if transform else items[i] for i in indices)
+
+    fields = {"pooler_output": pick(old.pooler_output)}
+    if getattr(old, "deepstack_features", None) is not None:
+        fields["deepstack_features"] = [pick(layer) for layer in old.deepstack_features]
+    new = type(old)(**{**{k: v for k, v in old.items() if k != "last_hidden_state"}, **fields})
+    return {**outputs, modality: new}
+
+
+def repeat_items(outputs: dict, times: int) -> dict:
+    """Each image / video `times` times in a row: for the B*G sequences of B groups of G."""
+    for modality in list(outputs):
+        count = len(outputs[modality].pooler_output)
+        outputs = select_items(outputs, modality, [i for i in range(count) for _ in range(times)])
+    return outputs
+
+
+def detach(outputs: dict) -> dict:
+    """The same outputs without gradient history (a frozen tower, or the reference forward)."""
+    detached = {}
+    for modality, out in outputs.items():
+        fields = {"pooler_output": tuple(t.detach() for t in out.pooler_output)}
+        if getattr(out, "deepstack_features", None) is not None:
+            fields["deepstack_features"] = [tuple(t.detach() for t in layer) for layer in out.deepstack_features]
+        detached[modality] = type(out)(**{**{k: v for k, v in out.items() if k != "last_hidden_state"}, **fields})
+    return detached
+
+
+def has_trainable_vision(model) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return any(p.requires_grad for p in base.model.visual.parameters())
+

@@ -1,0 +1,62 @@
+"""Atomic checkpoints that resume exactly: model, optimizer, scheduler, every process's RNG states
+(accelerate's `save_state`, which also handles FSDP and DeepSpeed), the step (the data position
+follows from it) and the resolved config; plus a Hugging Face export (`hf/`) for the next stage.
+
+A checkpoint is written to a temporary directory and renamed into place, then `latest` is replaced:
+a run killed at any moment leaves either the previous checkpoint or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+STATE = "trainer_state.json"
+
+
+def save_checkpoint(out_dir: Path, step: int, accelerator, policy, processor, config, keep: int | None = None) -> Path:
+    final = out_dir / f"checkpoint-{step}"
+    tmp = out_dir / f".checkpoint-{step}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(policy).model.save_pretrained(tmp / "hf")
+        processor.save_pretrained(tmp / "hf")
+        config.save(tmp / "config.yaml")
+        (tmp / STATE).write_text(json.dumps({"step": step}))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        pointer = out_dir / ".latest.tmp"
+        pointer.write_text(final.name)
+        os.replace(pointer, out_dir / "latest")
+        _prune(out_dir, keep if keep is not None else config.run.keep_checkpoints)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run directory, or None."""
+    pointer = out_dir / "latest"
+    if pointer.is_file():
+        candidate = out_dir / pointer.read_text().strip()
+        if (candidate / STATE).is_file():
+            return candidate
+    complete = [p for p in out_dir.glob("checkpoint-*") if (p / STATE).is_file()]
+    return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def load_checkpoint(path: Path, accelerator) -> int:
+    """Restore everything `save_checkpoint` wrote; returns the step to continue from."""
+    accelerator.load_state(str(path))
+    return int(json.loads((path / STATE).read_text())["step"])
+
+
+def _prune(out_dir: Path, keep: int) -> None:
+    complete = sorted((p for p in out_dir.glob("checkpoint-*") if (p / STATE).is_file()),
+                      key=lambda p: int(p.name.split("-")[1]))
+    for old in complete[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,194 @@
+"""RL with T-GRPO or GRPO on accelerate (DDP, FSDP, DeepSpeed): `videor1 rl --config …`.
+
+A step: for each micro-batch, `collect` (rollouts, rewards, temporal reward, advantages); then mu
+times over the micro-batches: policy log-probs, clipped loss with KL to the reference (Eq. 4),
+backward; clip the gradient norm, step. Checkpoints are atomic and resume exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from videor1.algo import policy_loss
+from videor1.data.loading import load_records
+from videor1.media.loader import SkipLog
+from videor1.models.loading import load_model, load_processor, load_reference, reference_context
+from videor1.models.vision import encode_vision, has_trainable_vision, repeat_items
+from videor1.rollout.hf import HFEngine
+from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from videor1.train.config import RLConfig
+from videor1.train.data import QuestionSource
+from videor1.train.metrics import MetricsWriter, trackers
+from videor1.train.rollout_step import Rollout, collect
+
+log = logging.getLogger(__name__)
+
+
+def sequence_logprobs(model, batch, completion_ids: Tensor, completion_mask: Tensor, group_size: int,
+                      temperature: float, vision: dict) -> Tensor:
+    """Per-token log-probs (B*G, T) of the completions after their prompts, under `temperature`.
+
+    batch: the B prompts (left-padded); completion_ids / mask: (B*G, T); vision: the B prompts'
+    mm_encoder_outputs, shared by the G sequences of each group. `mm_token_type_ids` goes with the
+    ids: without it Qwen2.5-VL silently falls back to 1-D positions (SPEC §7).
+    """
+    G = group_size
+    ids = torch.cat([batch["input_ids"].repeat_interleave(G, 0), completion_ids], dim=1)
+    attention = torch.cat([batch["attention_mask"].repeat_interleave(G, 0), completion_mask], dim=1)
+    types = torch.cat([batch["mm_token_type_ids"].repeat_interleave(G, 0), torch.zeros_like(completion_ids)], dim=1)
+    timing = {key: batch[key].repeat_interleave(G, 0) for key in ("image_grid_thw", "video_grid_thw",
+                                                                   "second_per_grid_ts") if key in batch}
+    length = completion_ids.shape[1]
+    out = model(input_ids=ids, attention_mask=attention, mm_token_type_ids=types,
+                mm_encoder_outputs=repeat_items(vision, G), logits_to_keep=length + 1, use_cache=False, **timing)
+    logits = out.logits[:, :-1].float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+
+
+class GroupedPolicy(nn.Module):
+    """The policy forward over B groups of G responses, each prompt's media encoded once, inside
+    `forward` so that DDP / FSDP see every parameter used (a trainable merger included)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, completion_ids, completion_mask, group_size: int, temperature: float,
+                vision: dict | None = None) -> Tensor:
+        if vision is None:
+            vision = encode_vision(self.model, batch)
+        return sequence_logprobs(self.model, batch, completion_ids, completion_mask, group_size, temperature, vision)
+
+
+def _temperature(config: RLConfig) -> float:
+    return config.sampling.temperature or 1.0
+
+
+@torch.no_grad()
+def reference_logprobs(rollout: Rollout, reference, policy_model, config: RLConfig, shared_vision: bool) -> Tensor:
+    """log pi_ref of the sampled completions: a frozen copy, or the LoRA policy with adapters off.
+    When no vision weight is ever trained, the rollout's embeddings are the reference's too."""
+    c = rollout.completions
+    model = reference if reference is not None else policy_model
+    context = reference_context(policy_model) if reference is None else contextlib.nullcontext()
+    with context:
+        vision = rollout.vision if shared_vision else encode_vision(model, rollout.batch)
+        return sequence_logprobs(model, rollout.batch, c.ids, c.mask, config.algo.num_generations,
+                                 _temperature(config), vision)
+
+
+def update(rollouts: list[Rollout], policy, accelerator, optimizer, scheduler, config: RLConfig,
+           vision_trainable: bool) -> dict:
+    """mu iterations of the clipped, KL-regularised loss (Eq. 4) over the micro-batches, one
+    optimizer step each; losses are normalised over all micro-batches (accumulation = big batch)."""
+    algo, started = config.algo, time.perf_counter()
+    masks = [r.completions.mask for r in rollouts]
+    normalizer = float(sum(m.shape[0] for m in masks) if algo.aggregation == "sequence" else sum(m.sum() for m in masks))
+    stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
+    for iteration in range(algo.num_iterations):
+        for i, rollout in enumerate(rollouts):
+            last = i == len(rollouts) - 1
+            c = rollout.completions
+            with contextlib.nullcontext() if last else accelerator.no_sync(policy):
+                logps = policy(rollout.batch, c.ids, c.mask, algo.num_generations, _temperature(config),
+                               None if vision_trainable else rollout.vision)
+                if rollout.old_logps is None and algo.num_iterations > 1:
+                    rollout.old_logps = logps.detach()  # pi_old: the policy that sampled, for every iteration
+                old = rollout.old_logps if rollout.old_logps is not None else logps.detach()
+                out = policy_loss(logps, old, rollout.advantages, c.mask.to(logps.dtype), rollout.ref_logps,
+                                  algo.beta, algo.clip_eps, algo.clip, algo.aggregation, normalizer)
+                accelerator.backward(out.loss)
+            share = 1.0 / (len(rollouts) * algo.num_iterations)
+            stats["loss"] += out.loss.item() * len(rollouts) * share
+            stats["kl"] += out.kl.item() * share
+            stats["clip_fraction"] += out.clip_fraction.item() * share
+        grad_norm = accelerator.clip_grad_norm_(policy.parameters(), config.optim.max_grad_norm)
+        stats["grad_norm"] += float(grad_norm) / algo.num_iterations
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    stats["time/update"] = time.perf_counter() - started
+    return {f"train/{k}" if "/" not in k else k: v for k, v in stats.items()}
+
+
+def make_optimizer(model, config: RLConfig):
+    from transformers import get_scheduler
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = config.optim
+    optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, betas=optim.betas,
+                                  eps=optim.adam_eps)
+    total = config.run.max_steps * config.algo.num_iterations
+    scheduler = get_scheduler(optim.schedule, optimizer, num_warmup_steps=optim.warmup_steps, num_training_steps=total)
+    return optimizer, scheduler
+
+
+def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Run RL as configured; returns the output directory (checkpoints, metrics.jsonl, config.yaml)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    run = config.run
+    out_dir = Path(run.output_dir)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=trackers(run) or None,
+                              project_dir=str(out_dir))
+    set_seed(run.seed)
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config.save(out_dir / "config.yaml")
+
+    processor = load_processor(config.model.path)
+    model = load_model(config.model, accelerator.device)
+    reference = None
+    if config.algo.beta > 0 and config.model.lora is None:
+        reference = load_reference(config.model, accelerator.device)
+    vision_trainable = has_trainable_vision(model)
+    records = load_records(config.data.train_file, media_root=config.data.media_root)
+    skips = SkipLog()
+    source = QuestionSource(records, config, processor, skips, accelerator.process_index, accelerator.num_processes)
+    optimizer, scheduler = make_optimizer(model, config)
+    policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model), optimizer, scheduler)
+    engine = HFEngine(accelerator.unwrap_model(policy).model, processor)
+
+    start = 0
+    checkpoint = latest_checkpoint(out_dir) if resume else None
+    if checkpoint is not None:
+        start = load_checkpoint(checkpoint, accelerator)
+        log.info("resumed from %s at step %d", checkpoint, start)
+    writer = MetricsWriter(out_dir, accelerator, config, start_step=start, enabled=accelerator.is_main_process)
+    bar = writer.progress(run.max_steps, start) if progress else contextlib.nullcontext()
+    with bar:
+        for step in range(start, run.max_steps):
+            rollouts = []
+            for micro in range(run.grad_accum):
+                questions = source.questions(step, micro)
+                rollouts.append(collect(questions, config, engine, processor, accelerator.unwrap_model(policy).model,
+                                        step, accelerator.process_index))
+            if config.algo.beta > 0:
+                for rollout in rollouts:
+                    rollout.ref_logps = reference_logprobs(rollout, reference, engine.model, config,
+                                                           shared_vision=not vision_trainable)
+            metrics = update(rollouts, policy, accelerator, optimizer, scheduler, config, vision_trainable)
+            metrics.update(_mean_metrics([r.metrics for r in rollouts]))
+            metrics.update({"train/lr": scheduler.get_last_lr()[0], "data/skipped_records": len(skips.errors),
+                            "data/epoch": source.epoch(step)})
+            writer.log(step + 1, metrics)
+            if (step + 1) % run.save_every == 0 or step + 1 == run.max_steps:
+                save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config)
+    writer.close()
+    return out_dir
+
+
+def _mean_metrics(items: list[dict]) -> dict:
+    keys = {k for item in items for k in item}
+    merged = {}
+    for key in sorted(keys):
+        values = [item[key] for item in items if item.get(key) is not None]
+        merged[key] = sum(values) / len(values) if values else None
+    return merged
