@@ -259,3 +259,7 @@ def rl(
 
     out = train(rl_config, resume=resume)
     console.print(f"done: {out}")
+
+
+if __name__ == "__main__":  # `python -m videor1.cli …`, e.g. under `accelerate launch -m videor1.cli rl …`
+    app()
