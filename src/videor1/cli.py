@@ -257,8 +257,8 @@ def rl(
         return
     from videor1.train.rl import train
 
-    out = train(rl_config, resume=resume)
-    console.print(f"done: {out}")
+    result = train(rl_config, resume=resume)
+    console.print(f"done: {result.output_dir}")
 
 
 if __name__ == "__main__":  # `python -m videor1.cli …`, e.g. under `accelerate launch -m videor1.cli rl …`

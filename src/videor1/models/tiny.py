@@ -7,6 +7,7 @@ Qwen2.5-VL / Qwen3-VL checkpoint, so tests and the CPU demo exercise the real co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,3 +172,61 @@ def build_tiny(
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+# Text every prompt or answer may contain besides the records: the chat template's fixed words, Qwen3-VL's
+# timestamps, numbers and punctuation (answers are letters, counts and measurements).
+_COVERAGE = [
+    "system\nYou are a helpful assistant.\nuser\nassistant\n",
+    " ".join(f"<{t / 2:.1f} seconds>" for t in range(64)),
+    " ".join(str(n) for n in range(1000)),
+    " ".join(f"{n / 10:.1f} {n / 100:.2f}" for n in range(100)),
+    "0123456789 A B C D E F G H . , ; : ! ? ' \" ( ) [ ] { } - + * / = % $ # @ & _ < >",
+]
+# The question templates appear in every prompt: weigh them like that many records (up to this cap).
+_TEMPLATE_WEIGHT_CAP = 1000
+
+
+def _split_tags(text: str) -> list[str]:
+    # The reasoning tags are added tokens, split off before BPE: train on the pieces between them.
+    pattern = "|".join(re.escape(tag) for tag in REASONING_TOKENS)
+    return [piece for piece in re.split(pattern, text) if piece]
+
+
+def corpus_from_records(paths: Iterable[str | Path]) -> list[str]:
+    """Texts to train a tiny tokenizer on, so that questions and answers take few tokens.
+
+    Each record's problem, options, solution and process (Video-R1 JSON / JSONL files, or saved datasets),
+    every preset template rendered for every problem type (weighted like the records, since each prompt
+    repeats them), and digits / punctuation / the chat template's words. No paths: the presets alone.
+    """
+    from videor1.data import PROBLEM_TYPES, read_raw
+    from videor1.prompts import PRESETS
+
+    texts: list[str] = []
+    for path in paths:
+        for raw in read_raw(path):
+            if not isinstance(raw, dict):
+                continue
+            options = raw.get("options") if isinstance(raw.get("options"), list) else []
+            fields = [raw.get("problem"), *options, raw.get("solution"), raw.get("process")]
+            texts.extend(piece for value in fields if isinstance(value, str) for piece in _split_tags(value))
+    templates = [
+        piece for template in PRESETS.values() for problem_type in PROBLEM_TYPES
+        for piece in _split_tags(template.render("", problem_type, ["A. ", "B. "]))
+    ]
+    weight = max(1, min(len(texts), _TEMPLATE_WEIGHT_CAP))
+    return texts + templates * weight + _COVERAGE
+
+
+def build_tiny_from_records(
+    out_dir: str | Path,
+    data_files: Iterable[str | Path] = (),
+    arch: Arch = "qwen2_5_vl",
+    size: str = "tiny",
+    seed: int = 0,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> Path:
+    """`build_tiny` with a tokenizer trained on `corpus_from_records(data_files)`."""
+    return build_tiny(out_dir, corpus_from_records(data_files), arch, size, seed, min_pixels, max_pixels)

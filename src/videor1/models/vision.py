@@ -54,6 +54,12 @@ def repeat_items(outputs: dict, times: int) -> dict:
     return outputs
 
 
+def shallow_copy(outputs: dict) -> dict:
+    """New output objects holding the same tensors. `generate` expands `mm_encoder_outputs` in place
+    for `num_return_sequences`; a copy keeps the caller's embeddings as they were."""
+    return {modality: type(out)(**out) for modality, out in outputs.items()}
+
+
 def detach(outputs: dict) -> dict:
     """The same outputs without gradient history (a frozen tower, or the reference forward)."""
     detached = {}

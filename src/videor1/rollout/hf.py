@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from videor1.models.vision import MODALITIES
+from videor1.models.vision import MODALITIES, shallow_copy
 from videor1.rollout.base import Completions, SamplingConfig
 
 
@@ -30,7 +30,7 @@ class HFEngine:
         if mm_encoder_outputs is not None:
             for pixels, _ in MODALITIES.values():
                 inputs.pop(pixels, None)
-            inputs["mm_encoder_outputs"] = mm_encoder_outputs
+            inputs["mm_encoder_outputs"] = shallow_copy(mm_encoder_outputs)
         greedy = sampling.temperature == 0.0
         options = dict(do_sample=not greedy, max_new_tokens=sampling.max_new_tokens, num_return_sequences=n,
                        return_dict_in_generate=True, output_logits=True, eos_token_id=self.eos_ids,

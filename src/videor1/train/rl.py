@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -129,8 +130,14 @@ def make_optimizer(model, config: RLConfig):
     return optimizer, scheduler
 
 
-def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Run RL as configured; returns the output directory (checkpoints, metrics.jsonl, config.yaml)."""
+@dataclass
+class TrainResult:
+    output_dir: Path  # checkpoints, metrics.jsonl, config.yaml
+    model: nn.Module  # the trained policy (unwrapped), on this process
+
+
+def train(config: RLConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Run RL as configured."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -182,7 +189,7 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Path
             if (step + 1) % run.save_every == 0 or step + 1 == run.max_steps:
                 save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config)
     writer.close()
-    return out_dir
+    return TrainResult(out_dir, accelerator.unwrap_model(policy).model)
 
 
 def _mean_metrics(items: list[dict]) -> dict:
