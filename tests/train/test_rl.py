@@ -167,3 +167,17 @@ def test_rl_from_the_cli_with_mixed_batches(rl_workspace, tmp_path, algo):
     assert saved.algo.name == algo and saved.run.max_steps == 2
     load_model(ModelOptions(path=checkpoint / "hf", dtype="float32"))  # the export loads as a checkpoint
     assert media_config().nframes == saved.media.nframes
+
+
+@pytest.mark.slow
+def test_lora_policy_trains_only_adapters_against_its_base(rl_workspace, tmp_path):
+    overrides = rl_overrides(rl_workspace, tmp_path / "lora", **{"run.max_steps": 2, "optim.lr": 1e-2,
+                                                                  "model.lora.r": 4, "model.lora.alpha": 8})
+    result = train(load_config(None, overrides), progress=False)
+    metrics = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["train/kl"] == pytest.approx(0.0, abs=1e-7)  # step 1: the policy is its base
+    assert metrics[1]["train/kl"] > 0  # then adapters moved it away from the base (adapters disabled)
+    base = _weights(load_model(ModelOptions(path=rl_workspace / "formatted", dtype="float32")))
+    trained = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+               for k, v in _weights(result.model).items() if "lora_" not in k}
+    assert all(torch.equal(base[k], trained[k]) for k in base)  # the base weights never change
