@@ -7,7 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from factories import image_record, video_record
+
+# One thread per test process: the suite runs on 2 workers over 2 cores, and torch's default of
+# one thread per core, oversubscribed, made some tests 5-40x slower.
+torch.set_num_threads(1)
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "mini"

@@ -261,5 +261,14 @@ def rl(
     console.print(f"done: {result.output_dir}")
 
 
+@app.command("doctor")
+def doctor() -> None:
+    """Check this machine: versions, video decoding, the processor, and one RL step on a tiny model."""
+    from videor1.doctor import run_doctor
+
+    if not run_doctor(console):
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":  # `python -m videor1.cli …`, e.g. under `accelerate launch -m videor1.cli rl …`
     app()

@@ -172,6 +172,7 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
     bar = writer.progress(run.max_steps, start) if progress else contextlib.nullcontext()
     with bar:
         for step in range(start, run.max_steps):
+            step_started = time.perf_counter()
             rollouts = []
             for micro in range(run.grad_accum):
                 questions = source.questions(step, micro)
@@ -184,7 +185,8 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
             metrics = update(rollouts, policy, accelerator, optimizer, scheduler, config, vision_trainable)
             metrics.update(_mean_metrics([r.metrics for r in rollouts]))
             metrics.update({"train/lr": scheduler.get_last_lr()[0], "data/skipped_records": len(skips.errors),
-                            "data/epoch": source.epoch(step)})
+                            "data/over_budget": len(source.over_budget), "data/epoch": source.epoch(step),
+                            "time/step": time.perf_counter() - step_started})
             writer.log(step + 1, metrics)
             if (step + 1) % run.save_every == 0 or step + 1 == run.max_steps:
                 save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config)
@@ -193,9 +195,11 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
 
 
 def _mean_metrics(items: list[dict]) -> dict:
+    """Micro-batch metrics merged into one step: times add up, everything else is averaged."""
     keys = {k for item in items for k in item}
     merged = {}
     for key in sorted(keys):
         values = [item[key] for item in items if item.get(key) is not None]
-        merged[key] = sum(values) / len(values) if values else None
+        total = sum(values)
+        merged[key] = (total if key.startswith("time/") else total / len(values)) if values else None
     return merged
