@@ -258,7 +258,10 @@ def rl(
     from videor1.train.rl import train
 
     result = train(rl_config, resume=resume)
-    console.print(f"done: {result.output_dir}")
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        console.print(f"done: {result.output_dir}")
 
 
 @app.command("doctor")

@@ -33,7 +33,7 @@ def save_checkpoint(out_dir: Path, step: int, accelerator, policy, processor, co
         pointer = out_dir / ".latest.tmp"
         pointer.write_text(final.name)
         os.replace(pointer, out_dir / "latest")
-        _prune(out_dir, keep if keep is not None else config.run.keep_checkpoints)
+        _prune(out_dir, keep if keep is not None else config.run.keep_checkpoints, step)
     accelerator.wait_for_everyone()
     return final
 
@@ -55,8 +55,10 @@ def load_checkpoint(path: Path, accelerator) -> int:
     return int(json.loads((path / STATE).read_text())["step"])
 
 
-def _prune(out_dir: Path, keep: int) -> None:
-    complete = sorted((p for p in out_dir.glob("checkpoint-*") if (p / STATE).is_file()),
-                      key=lambda p: int(p.name.split("-")[1]))
+def _prune(out_dir: Path, keep: int, step: int) -> None:
+    """Keep the `keep` newest complete checkpoints up to `step`, the one just written (which `latest`
+    names); higher-numbered ones, left by an earlier run in the same directory, are not this run's."""
+    complete = sorted((p for p in out_dir.glob("checkpoint-*") if (p / STATE).is_file()
+                       and int(p.name.split("-")[1]) <= step), key=lambda p: int(p.name.split("-")[1]))
     for old in complete[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

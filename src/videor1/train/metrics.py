@@ -41,7 +41,7 @@ class MetricsWriter:
         kept = []
         if self.path.exists():  # a killed run may have logged steps after its last checkpoint
             kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= start_step]
+                    if (step := _step(line)) is not None and step <= start_step]
         self.path.write_text("".join(line + "\n" for line in kept))
         if accelerator.log_with:
             accelerator.init_trackers("rl", config={k: str(v) for k, v in _flat(config.model_dump(mode="json")).items()})
@@ -70,6 +70,14 @@ class MetricsWriter:
     def close(self) -> None:
         if self.enabled and self.accelerator.log_with:
             self.accelerator.end_training()
+
+
+def _step(line: str) -> int | None:
+    """The step of a metrics line; None for a blank line or one cut short when a run was killed."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _flat(data: dict, prefix: str = "") -> dict:

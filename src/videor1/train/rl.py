@@ -156,7 +156,8 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
     if config.algo.beta > 0 and config.model.lora is None:
         reference = load_reference(config.model, accelerator.device)
     vision_trainable = has_trainable_vision(model)
-    records = load_records(config.data.train_file, media_root=config.data.media_root)
+    with _only_main_logs(accelerator, "videor1.data.loading"):  # every process parses the same file
+        records = load_records(config.data.train_file, media_root=config.data.media_root)
     skips = SkipLog()
     source = QuestionSource(records, config, processor, skips, accelerator.process_index, accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, config)
@@ -184,9 +185,10 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
                                                            shared_vision=not vision_trainable)
             metrics = update(rollouts, policy, accelerator, optimizer, scheduler, config, vision_trainable)
             metrics.update(_mean_metrics([r.metrics for r in rollouts]))
-            metrics.update({"train/lr": scheduler.get_last_lr()[0], "data/skipped_records": len(skips.errors),
-                            "data/over_budget": len(source.over_budget), "data/epoch": source.epoch(step),
+            metrics.update({"train/lr": scheduler.get_last_lr()[0], "data/epoch": source.epoch(step),
                             "time/step": time.perf_counter() - step_started})
+            metrics = _across_processes(metrics, accelerator, {"data/skipped_records": len(skips.errors),
+                                                               "data/over_budget": len(source.over_budget)})
             writer.log(step + 1, metrics)
             if (step + 1) % run.save_every == 0 or step + 1 == run.max_steps:
                 save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config)
@@ -203,3 +205,30 @@ def _mean_metrics(items: list[dict]) -> dict:
         total = sum(values)
         merged[key] = (total if key.startswith("time/") else total / len(values)) if values else None
     return merged
+
+
+def _across_processes(metrics: dict, accelerator, sums: dict) -> dict:
+    """The step's metrics over the whole batch, not rank 0's share: each metric averaged over the
+    processes that have a value for it, `sums` (counts) added up. One collective per step."""
+    if accelerator.num_processes == 1:
+        return {**metrics, **sums}
+    keys, sum_keys = sorted(metrics), sorted(sums)
+    rows = [[float(metrics[k]), 1.0] if metrics[k] is not None else [0.0, 0.0] for k in keys]
+    rows += [[float(sums[k]), 1.0] for k in sum_keys]
+    total = accelerator.reduce(torch.tensor(rows, dtype=torch.float64, device=accelerator.device), reduction="sum")
+    total = total.tolist()
+    merged = {k: (s / n if n else None) for k, (s, n) in zip(keys, total)}
+    merged.update({k: int(s) for k, (s, _) in zip(sum_keys, total[len(keys):])})
+    return merged
+
+
+@contextlib.contextmanager
+def _only_main_logs(accelerator, name: str):
+    """Silence logger `name` on all but the main process (for work every process repeats)."""
+    logger = logging.getLogger(name)
+    disabled = logger.disabled
+    logger.disabled = disabled or not accelerator.is_main_process
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
