@@ -23,7 +23,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import rl_overrides
+from rl_support import rl_overrides
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import rl_overrides
+from rl_support import rl_overrides
 from safetensors.torch import load_file
 
 from videor1.train import checkpoint as ckpt
@@ -195,7 +195,11 @@ class _FakeRun:
     def unwrap_model(self, policy):
         return policy
 
-    def _save_model(self, path):
+    def get_state_dict(self, policy):
+        self.check("get_state_dict")
+        return {}
+
+    def _save_model(self, path, state_dict=None):
         self._write(Path(path) / "model.safetensors", "save_pretrained")
 
     def _save_config(self, path):

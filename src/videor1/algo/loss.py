@@ -66,7 +66,8 @@ def policy_loss(
     if beta != 0.0:
         if ref_logps is None:
             raise ValueError("beta > 0 needs the reference policy's log-probs (ref_logps)")
-        kl = kl_k3(logps, ref_logps)
+        # padding positions hold arbitrary values: exp() of them can overflow to inf, and inf * 0 = nan
+        kl = kl_k3(logps, torch.where(mask > 0, ref_logps, logps))
         per_token = per_token + beta * kl
 
     if aggregation == "sequence":

@@ -9,6 +9,7 @@ cache directory. Reads refresh an entry's time; past `max_bytes` the least recen
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -51,7 +52,10 @@ class FrameCache:
 
     def load(self, path: str | Path, sampling: FrameSampling) -> Clip | None:
         """The cached clip, or None (missing, or unreadable: then the entry is dropped)."""
-        key = self.key(path, sampling)
+        try:
+            key = self.key(path, sampling)
+        except OSError:  # the video itself is missing: `read_video` reports it as a MediaError
+            return None
         entry = self._entry(key)
         try:
             with np.load(entry, allow_pickle=False) as data:
@@ -68,11 +72,15 @@ class FrameCache:
         if meta.get("key") != key or len(clip.frames) != len(clip.indices):
             entry.unlink(missing_ok=True)
             return None
-        os.utime(entry)  # recently used
+        with contextlib.suppress(FileNotFoundError):  # evicted by another process meanwhile: the clip is still good
+            os.utime(entry)  # recently used
         return clip
 
     def store(self, path: str | Path, sampling: FrameSampling, clip: Clip) -> None:
-        key = self.key(path, sampling)
+        try:
+            key = self.key(path, sampling)
+        except OSError:  # the source vanished after decoding: nothing to key the entry on
+            return
         entry = self._entry(key)
         entry.parent.mkdir(parents=True, exist_ok=True)
         info = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(clip.info).items()}

@@ -60,17 +60,6 @@ def shallow_copy(outputs: dict) -> dict:
     return {modality: type(out)(**out) for modality, out in outputs.items()}
 
 
-def detach(outputs: dict) -> dict:
-    """The same outputs without gradient history (a frozen tower, or the reference forward)."""
-    detached = {}
-    for modality, out in outputs.items():
-        fields = {"pooler_output": tuple(t.detach() for t in out.pooler_output)}
-        if getattr(out, "deepstack_features", None) is not None:
-            fields["deepstack_features"] = [tuple(t.detach() for t in layer) for layer in out.deepstack_features]
-        detached[modality] = type(out)(**{**{k: v for k, v in out.items() if k != "last_hidden_state"}, **fields})
-    return detached
-
-
 def has_trainable_vision(model) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return any(p.requires_grad for p in base.model.visual.parameters())

@@ -28,12 +28,12 @@ class Completions:
 
     ids: (B*n, T) token ids, padded after the end; mask: (B*n, T) 1 on the response tokens (the
     end-of-turn token included); logprobs: (B*n, T) log-probs under the sampling temperature at
-    generation time (0 on padding); texts: the decoded responses.
+    generation time (0 on padding), when asked for; texts: the decoded responses.
     """
 
     ids: Tensor
     mask: Tensor
-    logprobs: Tensor
+    logprobs: Tensor | None
     texts: list[str]
 
     @property
@@ -43,8 +43,9 @@ class Completions:
 
 class RolloutEngine(Protocol):
     def generate(self, batch, n: int, sampling: SamplingConfig, mm_encoder_outputs: dict | None = None,
-                 seed: int | None = None) -> Completions:
+                 seed: int | None = None, logprobs: bool = False) -> Completions:
         """n completions per prompt of `batch` (a processor output). `mm_encoder_outputs`: vision
         embeddings already computed for the batch (engines that cannot take them re-encode).
-        `seed`: when given, sampling draws from its own random stream and leaves the global one as it was."""
+        `seed`: when given, sampling draws from its own random stream and leaves the global one as it was.
+        `logprobs`: also return the sampled tokens' log-probs (for checks against the training forward)."""
         ...

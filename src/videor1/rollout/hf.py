@@ -25,7 +25,7 @@ class HFEngine:
 
     @torch.no_grad()
     def generate(self, batch, n: int, sampling: SamplingConfig, mm_encoder_outputs: dict | None = None,
-                 seed: int | None = None) -> Completions:
+                 seed: int | None = None, logprobs: bool = False) -> Completions:
         inputs = {k: v for k, v in batch.items() if k not in ("video_metadata",)}
         if mm_encoder_outputs is not None:
             for pixels, _ in MODALITIES.values():
@@ -33,7 +33,7 @@ class HFEngine:
             inputs["mm_encoder_outputs"] = shallow_copy(mm_encoder_outputs)
         greedy = sampling.temperature == 0.0
         options = dict(do_sample=not greedy, max_new_tokens=sampling.max_new_tokens, num_return_sequences=n,
-                       return_dict_in_generate=True, output_logits=True, eos_token_id=self.eos_ids,
+                       return_dict_in_generate=True, output_logits=logprobs, eos_token_id=self.eos_ids,
                        pad_token_id=self.pad_id, use_cache=True, suppress_tokens=self.suppressed)
         if not greedy:
             options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or 0)
@@ -47,11 +47,21 @@ class HFEngine:
         ids = out.sequences[:, prompt_len:]
         mask = _response_mask(ids, self.eos_ids)
         ids = ids.masked_fill(mask == 0, self.pad_id)
-        logits = torch.stack(out.logits, dim=1).float()  # (B*n, T, V), raw
-        scale = sampling.temperature if not greedy else 1.0
-        logprobs = torch.log_softmax(logits / scale, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
-        texts = self.processor.tokenizer.batch_decode(ids * mask + self.pad_id * (1 - mask), skip_special_tokens=True)
-        return Completions(ids=ids, mask=mask, logprobs=logprobs, texts=texts)
+        token_logprobs = None
+        if logprobs:  # (B*n, T, V) raw logits: kept only on request, they are large at real vocabularies
+            scale = sampling.temperature if not greedy else 1.0
+            token_logprobs = selective_log_softmax(torch.stack(out.logits, dim=1), ids, scale) * mask
+        texts = self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        return Completions(ids=ids, mask=mask, logprobs=token_logprobs, texts=texts)
+
+
+def selective_log_softmax(logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0,
+                          rows_per_chunk: int = 4) -> torch.Tensor:
+    """log softmax(logits / temperature) at `ids`: (N, T, V), (N, T) -> (N, T), in float32, a few rows
+    at a time so that the float32 copy of a (rows, T, V) slice is all that is materialised."""
+    out = [torch.log_softmax(chunk.float() / temperature, dim=-1).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+           for chunk, index in zip(logits.split(rows_per_chunk), ids.split(rows_per_chunk))]
+    return torch.cat(out)
 
 
 def _eos_ids(model, processor) -> list[int]:

@@ -8,6 +8,7 @@ a run killed at any moment leaves either the previous checkpoint or the new one,
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -23,8 +24,9 @@ def save_checkpoint(out_dir: Path, step: int, accelerator, policy, processor, co
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    state = accelerator.get_state_dict(policy)  # on every rank: gathers ZeRO-3 / FSDP shards
     if accelerator.is_main_process:
-        accelerator.unwrap_model(policy).model.save_pretrained(tmp / "hf")
+        export_model(accelerator.unwrap_model(policy).model, state, tmp / "hf")
         processor.save_pretrained(tmp / "hf")
         config.save(tmp / "config.yaml")
         (tmp / STATE).write_text(json.dumps({"step": step}))
@@ -36,6 +38,16 @@ def save_checkpoint(out_dir: Path, step: int, accelerator, policy, processor, co
         _prune(out_dir, keep if keep is not None else config.run.keep_checkpoints, step)
     accelerator.wait_for_everyone()
     return final
+
+
+def export_model(model, state: dict, directory: Path) -> None:
+    """A full Hugging Face checkpoint of the policy: gathered weights; LoRA adapters merged into a
+    copy of the base, so that the export loads like any checkpoint (the next stage, evaluation)."""
+    if hasattr(model, "merge_and_unload"):
+        copy.deepcopy(model).merge_and_unload().save_pretrained(directory)
+        return
+    prefix = "model."  # the keys of the GroupedPolicy wrapper
+    model.save_pretrained(directory, state_dict={k.removeprefix(prefix): v for k, v in state.items()})
 
 
 def latest_checkpoint(out_dir: Path) -> Path | None:

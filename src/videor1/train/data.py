@@ -53,10 +53,19 @@ class QuestionSource:
         return self.records[self._orders[epoch][position]]
 
     def questions(self, step: int, micro: int) -> list[Question]:
+        """This rank's questions for (step, micro). If every one of them was skipped, the rank takes
+        its own slots of the following steps until one works: a batch is never empty (an empty one
+        would stall the other ranks), and no rank ever takes another's question."""
         ppd = self.config.run.prompts_per_device
         first = step * self.per_step + (micro * self.world + self.rank) * ppd
-        prepared = (self.prepare(self.record_at(k)) for k in range(first, first + ppd))
-        return [q for q in prepared if q is not None]
+        prepared = [q for q in (self.prepare(self.record_at(k)) for k in range(first, first + ppd)) if q is not None]
+        for ahead in range(1, len(self.records) + 1):
+            if prepared:
+                return prepared
+            slot = first + ahead * self.per_step
+            prepared = [q for q in (self.prepare(self.record_at(k)) for k in range(slot, slot + ppd)) if q is not None]
+        raise RuntimeError(f"no record of {len(self.records)} could be prepared: check the data with "
+                           "`videor1 data validate` (media) and data.max_prompt_tokens")
 
     def prepare(self, record: Record) -> Question | None:
         """The record as a question within the token budget: fewer frames first, then fewer pixels."""

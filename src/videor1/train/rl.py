@@ -21,7 +21,7 @@ from videor1.data.loading import load_records
 from videor1.media.loader import SkipLog
 from videor1.models.loading import load_model, load_processor, load_reference, reference_context
 from videor1.models.vision import encode_vision, has_trainable_vision, repeat_items
-from videor1.rollout.hf import HFEngine
+from videor1.rollout.hf import HFEngine, selective_log_softmax
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from videor1.train.config import RLConfig
 from videor1.train.data import QuestionSource
@@ -48,8 +48,7 @@ def sequence_logprobs(model, batch, completion_ids: Tensor, completion_mask: Ten
     length = completion_ids.shape[1]
     out = model(input_ids=ids, attention_mask=attention, mm_token_type_ids=types,
                 mm_encoder_outputs=repeat_items(vision, G), logits_to_keep=length + 1, use_cache=False, **timing)
-    logits = out.logits[:, :-1].float() / temperature
-    return torch.log_softmax(logits, dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    return selective_log_softmax(out.logits[:, :-1], completion_ids, temperature)
 
 
 class GroupedPolicy(nn.Module):
@@ -143,18 +142,22 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
 
     run = config.run
     out_dir = Path(run.output_dir)
+    # the schedule counts optimizer steps: without this accelerate steps it once per process
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=trackers(run) or None,
-                              project_dir=str(out_dir))
+                              project_dir=str(out_dir), step_scheduler_with_optimizer=False)
     set_seed(run.seed)
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         config.save(out_dir / "config.yaml")
 
     processor = load_processor(config.model.path)
-    model = load_model(config.model, accelerator.device)
+    sharded = accelerator.state.deepspeed_plugin is not None  # ZeRO-3 places the weights itself
+    device = None if sharded else accelerator.device
+    model = load_model(config.model, device)
+    _check_precision(model, accelerator)
     reference = None
     if config.algo.beta > 0 and config.model.lora is None:
-        reference = load_reference(config.model, accelerator.device)
+        reference = load_reference(config.model, device)
     vision_trainable = has_trainable_vision(model)
     with _only_main_logs(accelerator, "videor1.data.loading"):  # every process parses the same file
         records = load_records(config.data.train_file, media_root=config.data.media_root)
@@ -162,6 +165,7 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
     source = QuestionSource(records, config, processor, skips, accelerator.process_index, accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, config)
     policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model), optimizer, scheduler)
+    policy.train()  # from_pretrained returns eval mode: checkpointing and LoRA dropout need train mode
     engine = HFEngine(accelerator.unwrap_model(policy).model, processor)
 
     start = 0
@@ -178,7 +182,7 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
             for micro in range(run.grad_accum):
                 questions = source.questions(step, micro)
                 rollouts.append(collect(questions, config, engine, processor, accelerator.unwrap_model(policy).model,
-                                        step, accelerator.process_index))
+                                        step, accelerator.process_index, micro))
             if config.algo.beta > 0:
                 for rollout in rollouts:
                     rollout.ref_logps = reference_logprobs(rollout, reference, engine.model, config,
@@ -194,6 +198,17 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
                 save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config)
     writer.close()
     return TrainResult(out_dir, accelerator.unwrap_model(policy).model)
+
+
+def _check_precision(model, accelerator) -> None:
+    """Half-precision weights updated by a plain optimizer lose updates below their rounding step
+    (an Adam step at lr 1e-6 is below bf16's spacing for typical weights). DeepSpeed keeps fp32
+    master weights; elsewhere load float32 and let accelerate's mixed precision run in bf16."""
+    dtype = next(model.parameters()).dtype
+    if dtype in (torch.bfloat16, torch.float16) and accelerator.state.deepspeed_plugin is None:
+        log.warning("model.dtype=%s without DeepSpeed: the optimizer updates half-precision weights directly and "
+                    "small updates round to zero; prefer model.dtype=float32 with accelerate's mixed_precision=bf16",
+                    str(dtype).removeprefix("torch."))
 
 
 def _mean_metrics(items: list[dict]) -> dict:

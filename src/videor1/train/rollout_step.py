@@ -55,7 +55,7 @@ class Rollout:
 
 
 def collect(questions: list[Question], config: RLConfig, engine: RolloutEngine, processor, policy,
-            step: int, rank: int) -> Rollout:
+            step: int, rank: int, micro: int = 0) -> Rollout:
     """Ordered rollouts, rewards, shuffled rollouts where they can matter, and advantages."""
     algo, G = config.algo, config.algo.num_generations
     started = time.perf_counter()
@@ -65,7 +65,7 @@ def collect(questions: list[Question], config: RLConfig, engine: RolloutEngine, 
     batch = encode(processor, [q.prompt for q in questions]).to(device)
     with torch.no_grad():
         vision = encode_vision(policy, batch)
-    seed = sample_seed(config.run.seed, "ordered", step, rank)
+    seed = sample_seed(config.run.seed, "ordered", step, micro, rank)
     completions = engine.generate(batch, G, config.sampling, vision, seed=seed)
 
     # 2. Rewards r_i = accuracy + format (+ Eq. 5 length bonus), each response scored by its own type.

@@ -1,0 +1,294 @@
+"""Evaluating a model on a benchmark file: media → prompts → batched generation → scores → reports.
+
+Reliability, by construction:
+- media are loaded per sample before batching: a sample whose media fail is recorded as failed
+  with the reason, and its batch runs without it;
+- a batch whose generation fails is retried sample by sample; a sample that still fails is
+  recorded as failed with the reason;
+- each result is appended to a JSONL and fsynced; a run started again skips the ids already there.
+  Batches are fixed slices of the file's item order, and a batch cut by a kill is generated again
+  whole, so every sample sees the same batch (same padding, same seed) as in an uninterrupted run,
+  and the resumed summary, recomputed over all samples, equals the uninterrupted one.
+
+`--shuffle` evaluates with each video's frames shuffled (seeded per item); `temporal_reliance`
+runs ordered and shuffled and reports the gap (SPEC §5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from videor1.data.loading import load_records
+from videor1.data.records import EvalRecord, Record
+from videor1.eval.benchmarks import Benchmark, detect_benchmark, get_benchmark, sample_ids
+from videor1.eval.generate import Dtype, Generation, Generator, HFGenerator, eval_sampling, vision_factor
+from videor1.eval.progress import EvalProgress, eval_progress
+from videor1.eval.report import BenchmarkSummary, write_benchmark_report, write_report
+from videor1.eval.results import ResultLog, check_settings
+from videor1.eval.scoring import SampleResult, aggregate, sample_result, temporal_reliance
+from videor1.media.errors import MediaError
+from videor1.media.cache import FrameCache
+from videor1.media.loader import PIXELS, MediaConfig, load_media
+from videor1.media.shuffle import ShuffleMode, apply_permutation, sample_seed, shuffle_permutation
+from videor1.models.inputs import Prompt
+from videor1.prompts import PromptTemplate, build_question, load_template
+from videor1.rollout.base import SamplingConfig
+
+log = logging.getLogger(__name__)
+
+ORDERED = "ordered"
+
+
+def condition_name(shuffle: ShuffleMode | None) -> str:
+    return ORDERED if shuffle is None else f"shuffle-{shuffle}"
+
+
+def media_config(frames: int, min_pixels: int, max_pixels: int, factor: int = 28, cache_dir: Path | None = None
+                 ) -> MediaConfig:
+    """Evaluation media: `frames` per video, frames and images at most `max_pixels`."""
+    return MediaConfig(nframes=frames, video_min_pixels=min_pixels, video_max_pixels=max_pixels,
+                       image_min_pixels=min(4 * PIXELS, max_pixels), image_max_pixels=max_pixels, factor=factor,
+                       cache_dir=cache_dir)
+
+
+class EvalConfig(BaseModel):
+    """One evaluation: which model, which benchmark file, how media are sampled and answers decoded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path | None = Field(default=None, description="Local checkpoint directory (real Qwen-VL or tiny).")
+    bench: str = Field(description="Benchmark adapter (vsibench, videommmu, mmvu, mvbench, tempcompass, "
+                                   "videomme, synthetic, generic), or 'all' with a directory as data.")
+    data: Path = Field(description="Evaluation file in the Video-R1 format (or a directory with bench=all).")
+    media_root: Path | None = Field(default=None, description="Root of the records' media paths "
+                                                              "(default: the data file's directory).")
+    out_dir: Path = Field(description="Where the per-sample JSONL, summary JSON and Markdown go.")
+    frames: int = Field(default=32, ge=2, description="Frames per video (paper: 16-64 at evaluation).")
+    max_pixels: int = Field(default=256 * PIXELS, ge=1, description="Max pixels per frame / image "
+                                                                    "(paper: 256·28·28 at evaluation).")
+    min_pixels: int = Field(default=16 * PIXELS, ge=1, description="Min pixels per frame (set explicitly: "
+                                                                   "the processor default upsizes small videos).")
+    template: str = Field(default="video-r1-eval", description="Prompt preset (video-r1, video-r1-eval, "
+                                                                "plain) or a template file.")
+    sampling: SamplingConfig = Field(default_factory=eval_sampling, description="Decoding; default: the "
+                                     "paper's temperature 0.01, top_p 0.001, up to 1024 new tokens.")
+    batch_size: int = Field(default=8, ge=1, description="Prompts per generate call.")
+    shuffle: ShuffleMode | None = Field(default=None, description="Shuffle each video's frames: frame or "
+                                        "temporal_patch (2-frame groups). None: ordered frames.")
+    temporal_reliance: bool = Field(default=False, description="Run ordered and shuffled (shuffle, default "
+                                    "frame) and report both scores and their gap.")
+    seed: int = Field(default=0, description="Seeds the shuffles (per item) and the sampling (per batch).")
+    dtype: Dtype = Field(default="auto", description="auto: bfloat16 on GPU, float32 on CPU.")
+    device: str | None = Field(default=None, description="cuda, cpu, … (default: cuda when available).")
+    limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N items.")
+    cache_dir: Path | None = Field(default=None, description="Frame cache directory (None: no cache).")
+
+    @model_validator(mode="after")
+    def _check(self) -> EvalConfig:
+        if self.min_pixels > self.max_pixels:
+            raise ValueError(f"min_pixels={self.min_pixels} > max_pixels={self.max_pixels}: "
+                             "lower min_pixels or raise max_pixels")
+        load_template(self.template)  # an unknown template fails now, not after loading the model
+        return self
+
+    def conditions(self) -> list[ShuffleMode | None]:
+        if self.temporal_reliance:
+            return [None, self.shuffle or "frame"]
+        return [self.shuffle]
+
+    def media(self, factor: int) -> MediaConfig:
+        return media_config(self.frames, self.min_pixels, self.max_pixels, factor, self.cache_dir)
+
+    def settings(self, bench: Benchmark, condition: str) -> dict:
+        """Everything that changes a sample's result: a resumed run must match it."""
+        keep = ("model", "data", "media_root", "frames", "max_pixels", "min_pixels", "template", "sampling",
+                "batch_size", "seed", "dtype")
+        values = self.model_dump(mode="json", include=set(keep))
+        for key in ("model", "data", "media_root"):
+            if values[key] is not None:
+                values[key] = str(Path(values[key]).resolve())
+        return {**values, "benchmark": bench.name, "condition": condition}
+
+
+@dataclass
+class Item:
+    id: str
+    record: Record
+
+
+@dataclass
+class EvalResult:
+    summary: BenchmarkSummary
+    samples: dict[str, Path]  # condition -> per-sample JSONL
+    summary_path: Path
+    markdown_path: Path
+
+
+@dataclass
+class _Context:
+    config: EvalConfig
+    bench: Benchmark
+    media_root: Path | None
+    media: MediaConfig
+    cache: FrameCache | None
+    template: PromptTemplate
+    shuffle: ShuffleMode | None
+    condition: str
+
+
+def _prompt(item: Item, ctx: _Context) -> tuple[str, Prompt, list[int] | None]:
+    """The question text, the prompt with its media (frames shuffled when asked), and the frame order."""
+    text = build_question(item.record, ctx.template)
+    media = load_media(item.record, ctx.media_root, ctx.media, ctx.cache)
+    if item.record.data_type == "image":
+        return text, Prompt(text, image=media), None
+    permutation = None
+    if ctx.shuffle is not None:
+        seed = sample_seed(ctx.config.seed, "eval-shuffle", item.id)
+        permutation = shuffle_permutation(len(media.frames), ctx.shuffle, seed)
+        media = dataclasses.replace(media, frames=apply_permutation(media.frames, permutation))
+    return text, Prompt(text, video=media), permutation
+
+
+def _generate(generator: Generator, prompts: list[Prompt], ids: list[str], seed: int
+              ) -> list[Generation | Exception]:
+    """One generation per prompt; when the batch fails, each prompt alone (a failure stays its own)."""
+    try:
+        out = generator(prompts, sample_seed(seed, "batch", ids[0]))
+        if len(out) != len(prompts):
+            raise RuntimeError(f"generator returned {len(out)} responses for {len(prompts)} prompts")
+        return list(out)
+    except Exception as error:  # noqa: BLE001 - any failure of the batch is retried per sample
+        if len(prompts) == 1:
+            return [error]
+        log.warning("batch of %d (first id %s) failed (%s: %s); retrying sample by sample",
+                    len(prompts), ids[0], type(error).__name__, error)
+    results: list[Generation | Exception] = []
+    for prompt, sample_id in zip(prompts, ids, strict=True):
+        results.extend(_generate(generator, [prompt], [sample_id], seed))
+    return results
+
+
+def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generator: Generator,
+                   progress: EvalProgress) -> None:
+    config = ctx.config
+    chunks = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
+    pending = [chunk for chunk in chunks if any(item.id not in results for item in chunk)]
+    task = progress.add_task(f"{ctx.bench.name} {ctx.condition}", total=len(items),
+                             completed=sum(item.id in results for item in items))
+    for chunk in pending:
+        live: list[tuple[Item, str, Prompt, list[int] | None]] = []
+        for item in chunk:
+            try:
+                text, prompt, permutation = _prompt(item, ctx)
+            except (MediaError, ValueError, OSError) as error:  # the sample fails, never its batch
+                if item.id not in results:
+                    results.append(sample_result(item.record, item.id, ctx.bench, ctx.condition,
+                                                 build_question(item.record, ctx.template), error=error))
+                    progress.advance(task)
+                continue
+            live.append((item, text, prompt, permutation))
+        if not live:
+            continue
+        ids = [item.id for item, *_ in live]
+        seed = sample_seed(config.seed, ctx.condition, chunk[0].id)
+        outputs = _generate(generator, [prompt for _, _, prompt, _ in live], ids, seed)
+        for (item, text, _, permutation), out in zip(live, outputs, strict=True):
+            if item.id in results:  # done before a kill: its batch was only rerun for the others
+                continue
+            if isinstance(out, Exception):
+                row = sample_result(item.record, item.id, ctx.bench, ctx.condition, text, error=out,
+                                    permutation=permutation)
+            else:
+                row = sample_result(item.record, item.id, ctx.bench, ctx.condition, text, output=out.text,
+                                    tokens=out.tokens, permutation=permutation)
+            results.append(row)
+            progress.advance(task, tokens=out.tokens if isinstance(out, Generation) else 0)
+
+
+def run_eval(config: EvalConfig, generator: Generator | None = None, show_progress: bool = True) -> EvalResult:
+    """Evaluate one benchmark file (resuming any earlier run into the same out_dir) and write its reports.
+
+    `generator`: answers prompts; default an `HFGenerator` on `config.model`, loaded only when some
+    sample is still to be generated.
+    """
+    started = time.perf_counter()
+    bench = get_benchmark(config.bench)
+    loaded = load_records(config.data, kind=EvalRecord, media_root=config.media_root)
+    records = loaded.records[:config.limit] if config.limit else loaded.records
+    items = [Item(i, r) for i, r in zip(sample_ids(records), records, strict=True)]
+    if generator is None and config.model is None:
+        raise ValueError("EvalConfig.model is required (a local checkpoint directory)")
+    media = config.media(vision_factor(config.model))
+    template = load_template(config.template)
+    generator = generator if generator is not None else _LazyGenerator(config)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[SampleResult]] = {}
+    paths: dict[str, Path] = {}
+    with eval_progress(show_progress) as progress:
+        for shuffle in config.conditions():
+            condition = condition_name(shuffle)
+            stem = f"{bench.name}.{condition}"
+            check_settings(config.out_dir / f"{stem}.settings.json", config.settings(bench, condition))
+            results = ResultLog(config.out_dir / f"{stem}.jsonl")
+            ctx = _Context(config, bench, loaded.media_root, media, media.cache(), template, shuffle, condition)
+            _run_condition(items, ctx, results, generator, progress)
+            rows[condition] = [results.rows[item.id] for item in items]
+            paths[condition] = results.path
+        stats = progress.stats()
+
+    scores = {c: aggregate(r, bench, c) for c, r in rows.items()}
+    reliance = None
+    if len(rows) == 2:
+        ordered, shuffled = rows.values()
+        reliance = temporal_reliance(ordered, shuffled, bench)
+    summary = BenchmarkSummary(
+        benchmark=bench.name, title=bench.title, data=str(config.data), items=len(items),
+        invalid_records=len(loaded.bad), invalid_examples=[str(e) for e in loaded.bad[:5]],
+        conditions=scores, temporal_reliance=reliance,
+        settings=config.settings(bench, "/".join(rows)),
+        timing={"seconds": time.perf_counter() - started, **stats})
+    summary_path, markdown_path = write_benchmark_report(summary, config.out_dir)
+    write_report(config.out_dir)
+    return EvalResult(summary, paths, summary_path, markdown_path)
+
+
+def run_suite(config: EvalConfig, generator: Generator | None = None, show_progress: bool = True
+              ) -> list[EvalResult]:
+    """`bench=all` over a directory: every file whose name names a benchmark (eval_vsibench.json, …);
+    otherwise one `run_eval`. The model is loaded once, for all benchmarks."""
+    if config.bench != "all":
+        return [run_eval(config, generator, show_progress)]
+    if not config.data.is_dir():
+        raise ValueError(f"bench=all needs a directory of evaluation files, got {config.data}")
+    found = [(path, detect_benchmark(path)) for path in sorted(config.data.iterdir())
+             if path.suffix in (".json", ".jsonl")]
+    known = [(path, bench) for path, bench in found if bench is not None]
+    skipped = [path.name for path, bench in found if bench is None]
+    if skipped:
+        log.info("not a known benchmark file name, skipped: %s", ", ".join(skipped))
+    if not known:
+        raise ValueError(f"{config.data}: no evaluation file named after a benchmark "
+                         "(eval_vsibench.json, eval_videomme.json, …)")
+    generator = generator if generator is not None else _LazyGenerator(config)
+    return [run_eval(config.model_copy(update={"bench": bench.name, "data": path}), generator, show_progress)
+            for path, bench in known]
+
+
+class _LazyGenerator:
+    """An HFGenerator loaded on first use and then shared (run_suite: one model for every benchmark)."""
+
+    def __init__(self, config: EvalConfig):
+        self.config, self.inner = config, None
+
+    def __call__(self, prompts: list[Prompt], seed: int) -> list[Generation]:
+        if self.inner is None:
+            c = self.config
+            self.inner = HFGenerator(c.model, c.sampling, c.dtype, c.device)
+        return self.inner(prompts, seed)
