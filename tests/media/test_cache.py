@@ -141,3 +141,10 @@ def test_several_processes_share_one_cache(video: Path, tmp_path: Path):
     with context.Pool(2) as pool:
         assert all(pool.map(_reader_writer, [(str(tmp_path / "cache"), str(video), 15)] * 2))
     assert not list((tmp_path / "cache").glob("*/*.tmp"))
+
+
+def test_a_missing_video_is_a_media_error_with_the_cache_on(tmp_path: Path):
+    from videor1.media import MediaNotFound
+
+    with pytest.raises(MediaNotFound):
+        FrameCache(tmp_path / "cache").read_video(tmp_path / "gone.mp4", SAMPLING)

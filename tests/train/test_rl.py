@@ -180,3 +180,28 @@ def test_lora_policy_trains_only_adapters_against_its_base(rl_workspace, tmp_pat
     trained = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
                for k, v in _weights(result.model).items() if "lora_" not in k}
     assert all(torch.equal(base[k], trained[k]) for k in base)  # the base weights never change
+
+
+def test_a_micro_batch_of_bad_records_takes_this_ranks_next_slots(tiny_dirs, tmp_path):
+    rows = json.loads((EXAMPLES / "train.json").read_text())
+    for row in rows:
+        row["path"] = str(EXAMPLES / row["path"])
+    rows[0]["path"] = rows[1]["path"] = str(tmp_path / "missing.mp4")  # slot of step 0: both bad
+    (tmp_path / "train.json").write_text(json.dumps(rows))
+    loaded = load_records(tmp_path / "train.json")
+    model_dir = tiny_dirs["qwen2_5_vl"]
+    config = load_config(None, [f"model.path={model_dir}", f"data.train_file={tmp_path / 'train.json'}",
+                                "data.shuffle=false", "run.prompts_per_device=2", "media.nframes=4",
+                                "media.video_min_pixels=3136", "media.video_max_pixels=3136"])
+    skips = SkipLog()
+    source = QuestionSource(loaded, config, load_processor(model_dir), skips, rank=0, world=1)
+    questions = source.questions(step=0, micro=0)
+    assert [q.record.problem_id for q in questions] == [3, 4]  # the next step's slot of this rank
+    assert set(skips.errors) == {"problem_id=1", "problem_id=2"}
+    for row in rows:
+        row["path"] = str(tmp_path / "missing.mp4")
+    (tmp_path / "all_bad.json").write_text(json.dumps(rows))
+    hopeless = QuestionSource(load_records(tmp_path / "all_bad.json"), config, load_processor(model_dir), SkipLog(),
+                              rank=0, world=1)
+    with pytest.raises(RuntimeError, match="no record of 6 could be prepared"):
+        hopeless.questions(step=0, micro=0)
