@@ -150,7 +150,7 @@ def test_each_question_is_encoded_once_per_pass_not_per_response(rl_workspace, t
 def test_rl_from_the_cli_with_mixed_batches(rl_workspace, tmp_path, algo):
     out = tmp_path / algo
     overrides = rl_overrides(rl_workspace, out, **{"algo.name": algo, "run.max_steps": 2, "run.save_every": 1,
-                                                   "run.prompts_per_device": 6})
+                                                   "run.prompts_per_device": 6, "run.tensorboard": True})
     result = CliRunner().invoke(app, ["rl", "--config", str(Path(__file__).parents[2] / "configs" / "cpu_tgrpo.yaml"),
                                       *overrides])
     assert result.exit_code == 0, result.output
@@ -160,6 +160,7 @@ def test_rl_from_the_cli_with_mixed_batches(rl_workspace, tmp_path, algo):
     if algo == "tgrpo":
         assert 0 < videos < 12  # images and videos in the same batches, six questions per step
     assert all(m["train/grad_norm"] is not None and m["reward/format"] is not None for m in metrics)
+    assert list(out.glob("rl/events.out.tfevents.*"))  # TensorBoard, through accelerate's tracker
     checkpoint = out / "checkpoint-2"
     assert (checkpoint / "config.yaml").is_file() and (out / "latest").read_text() == "checkpoint-2"
     saved = load_config(checkpoint / "config.yaml")
