@@ -27,7 +27,8 @@ def media_config() -> MediaConfig:
                        image_max_pixels=7056)
 
 
-def supervise(model_dir: Path, out_dir: Path, cot_file: Path, steps: int = 80, seed: int = 0) -> Path:
+def supervise(model_dir: Path, out_dir: Path, cot_file: Path, steps: int = 80, seed: int = 0,
+              template: str = "video-r1") -> Path:
     """A few teacher-forced steps on the CoT targets (labels on the target tokens only)."""
     torch.manual_seed(seed)
     processor = load_processor(model_dir)
@@ -36,7 +37,7 @@ def supervise(model_dir: Path, out_dir: Path, cot_file: Path, steps: int = 80, s
     examples = []
     for record in loaded.records:
         media = load_media(record, loaded.media_root, media_config())
-        prompt = Prompt(build_question(record), **({"video": media} if record.data_type == "video" else {"image": media}))
+        prompt = Prompt(build_question(record, template), **({"video": media} if record.data_type == "video" else {"image": media}))
         examples.append((prompt, record.target))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     rng = random.Random(seed)

@@ -273,5 +273,124 @@ def doctor() -> None:
         raise typer.Exit(code=1)
 
 
+@app.command("eval")
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="Evaluation file in the Video-R1 format, or a directory of them with --bench all (eval_vsibench.json, eval_videomme.json, …).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory: per-sample JSONL, summary JSON, Markdown. Running again resumes.")],
+    model: Annotated[Path, typer.Option("--model", help="Local checkpoint directory (a real Qwen-VL checkpoint or a tiny one).")],
+    bench: Annotated[str, typer.Option("--bench", help="vsibench, videommmu, mmvu, mvbench, tempcompass, videomme, synthetic, generic, or all.")] = "all",
+    media_root: MediaRoot = None,
+    frames: Annotated[int, typer.Option(min=2, help="Frames per video (paper: 16-64 at evaluation).")] = 32,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Max pixels per frame or image (paper: 256*28*28).")] = 256 * 28 * 28,
+    min_pixels: Annotated[int, typer.Option(min=1, help="Min pixels per frame.")] = 16 * 28 * 28,
+    template: Annotated[str, typer.Option(help="Prompt preset (video-r1, video-r1-eval, plain) or a template file.")] = "video-r1-eval",
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts per generate call.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 1024,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding instead of the paper's temperature 0.01, top_p 0.001.")] = False,
+    temperature: Annotated[float | None, typer.Option(help="Override the sampling temperature.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Override top_p.")] = None,
+    shuffle: Annotated[str | None, typer.Option(help="Shuffle each video's frames: frame or temporal_patch (2-frame groups).")] = None,
+    temporal_reliance: Annotated[bool, typer.Option("--temporal-reliance", help="Run ordered and shuffled (--shuffle, default frame); report both and the gap.")] = False,
+    seed: Annotated[int, typer.Option(help="Seeds the per-item shuffles and the sampling.")] = 0,
+    dtype: Annotated[str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="cuda, cpu, … (default: cuda when available).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items of each file.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Frame cache directory (default: no cache).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Evaluate a model on video benchmarks; resumes into --out; per-category scores and temporal reliance."""
+    from pydantic import ValidationError
+
+    from videor1.data import DataFileError
+    from videor1.eval import EvalConfig, eval_sampling, run_suite
+
+    try:
+        sampling = eval_sampling(max_new_tokens, greedy)
+        overrides = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
+        sampling = sampling.model_validate({**sampling.model_dump(), **overrides})
+        config = EvalConfig(model=model, bench=bench, data=data, media_root=media_root, out_dir=out, frames=frames,
+                            max_pixels=max_pixels, min_pixels=min_pixels, template=template, sampling=sampling,
+                            batch_size=batch_size, shuffle=shuffle, temporal_reliance=temporal_reliance, seed=seed,
+                            dtype=dtype, device=device, limit=limit, cache_dir=cache_dir)
+        results = run_suite(config, show_progress=progress)
+    except (ValidationError, ValueError, DataFileError, FileNotFoundError) as error:
+        _fail(str(error))
+
+    table = Table(title=f"{out} (scores in %, failed samples score 0)")
+    for column in ("benchmark", "condition", "items", "failed", "accuracy", "MRA", "overall", "(acc+MRA)/2"):
+        table.add_column(column, justify="left" if column in ("benchmark", "condition") else "right")
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    for result in results:
+        for name, s in result.summary.conditions.items():
+            table.add_row(result.summary.title, name, str(s.n), str(s.failed), pct(s.accuracy), pct(s.mra),
+                          pct(s.overall), pct(s.reference_overall))
+        if (r := result.summary.temporal_reliance) is not None and r.overall.gap is not None:
+            table.add_row(result.summary.title, "temporal reliance", str(r.n), "", "", "", f"{100 * r.overall.gap:+.1f}", "")
+    console.print(table)
+    console.print(f"reports: {out / 'report.md'}, {out / 'summary.json'}; samples: {out}/<bench>.<condition>.jsonl")
+
+
+@app.command("infer")
+def infer_command(
+    model: Annotated[Path, typer.Option("--model", help="Local checkpoint directory.")],
+    question: Annotated[str, typer.Option("--question", help="The question, without options.")],
+    video: Annotated[Path | None, typer.Option("--video", help="A video file (or give --image).")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="An image file (or give --video).")] = None,
+    problem_type: Annotated[str | None, typer.Option("--type", help="multiple choice, numerical, OCR, free-form or regression (default: multiple choice with --options, else free-form).")] = None,
+    options: Annotated[list[str] | None, typer.Option("--options", help="One option, repeatable: 'A. red' or 'red' (lettered in order).")] = None,
+    template: Annotated[str, typer.Option(help="Prompt preset (video-r1, video-r1-eval, plain) or a template file.")] = "video-r1",
+    frames: Annotated[int, typer.Option(min=2, help="Frames sampled from the video.")] = 32,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Max pixels per frame or image.")] = 256 * 28 * 28,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 1024,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding instead of temperature 0.01, top_p 0.001.")] = False,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="cuda, cpu, … (default: cuda when available).")] = None,
+) -> None:
+    """Ask one question about a video or an image; print the model's reasoning and its answer."""
+    from videor1.data.records import PROBLEM_TYPES
+    from videor1.eval import eval_sampling
+    from videor1.eval.infer import infer
+    from videor1.media.errors import MediaError
+
+    problem_type = problem_type or ("multiple choice" if options else "free-form")
+    if problem_type not in PROBLEM_TYPES:
+        _fail(f"--type must be one of {', '.join(PROBLEM_TYPES)}, got {problem_type!r}")
+    try:
+        result = infer(model, question, video=video, image=image, problem_type=problem_type, options=options,
+                       template=template, frames=frames, max_pixels=max_pixels,
+                       sampling=eval_sampling(max_new_tokens, greedy), dtype=dtype, device=device)
+    except (ValueError, MediaError, FileNotFoundError) as error:
+        _fail(str(error))
+    console.print("[bold]reasoning:[/]")
+    console.print(result.reasoning if result.reasoning is not None else result.output, markup=False, highlight=False)
+    console.print("[bold]answer:[/] ", end="")
+    console.print(result.answer if result.answer is not None else "(no <answer> tags)", markup=False, highlight=False)
+
+
+@data_app.command("import-bench")
+def data_import_bench(
+    bench: Annotated[str, typer.Option("--bench", help="vsibench, videomme, mvbench or tempcompass.")],
+    src: Annotated[Path, typer.Option("--src", help="Official annotations: VSI-Bench / Video-MME parquet, JSON or JSONL; MVBench's json/ directory; TempCompass's multi-choice.json.")],
+    out: Annotated[Path, typer.Option("--out", help="Video-R1 evaluation file to write (.json or .jsonl).")],
+    video_dir: Annotated[str | None, typer.Option(help="Folder of the videos under the media root (default: the release's own layout).")] = None,
+) -> None:
+    """Convert a benchmark's official annotations into the Video-R1 evaluation format."""
+    from videor1.data import DataFileError, write_records
+    from videor1.eval.importers import IMPORTERS
+
+    if bench not in IMPORTERS:
+        _fail(f"--bench must be one of {', '.join(IMPORTERS)}, got {bench!r}")
+    try:
+        result = IMPORTERS[bench](src, **({} if video_dir is None else {"video_dir": video_dir}))
+    except (DataFileError, OSError, ValueError, KeyError) as error:
+        _fail(f"{src}: {error}")
+    write_records(result.records, out)
+    console.print(f"{len(result.records)} records written to {out}")
+    for reason in result.skipped[:10]:
+        err_console.print(f"[yellow]skipped[/] {reason}", highlight=False)
+    if len(result.skipped) > 10:
+        err_console.print(f"… and {len(result.skipped) - 10} more skipped")
+
+
 if __name__ == "__main__":  # `python -m videor1.cli …`, e.g. under `accelerate launch -m videor1.cli rl …`
     app()

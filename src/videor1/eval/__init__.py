@@ -6,6 +6,8 @@ still to be generated (torch is imported with the sampling config).
 
 from videor1.eval.benchmarks import BENCHMARKS, Benchmark, detect_benchmark, get_benchmark, sample_ids
 from videor1.eval.generate import Generation, Generator, HFGenerator, eval_sampling
+from videor1.eval.importers import IMPORTERS, ImportResult
+from videor1.eval.infer import InferResult, infer
 from videor1.eval.report import BenchmarkSummary, benchmark_markdown, load_summaries, write_report
 from videor1.eval.results import ResultLog, SettingsMismatch
 from videor1.eval.runner import EvalConfig, EvalResult, condition_name, run_eval, run_suite
@@ -33,6 +35,9 @@ __all__ = [
     "Generator",
     "GroupScore",
     "HFGenerator",
+    "IMPORTERS",
+    "ImportResult",
+    "InferResult",
     "Reliance",
     "ResultLog",
     "SampleResult",
@@ -43,6 +48,7 @@ __all__ = [
     "detect_benchmark",
     "eval_sampling",
     "get_benchmark",
+    "infer",
     "load_summaries",
     "read_answer",
     "run_eval",

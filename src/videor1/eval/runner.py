@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,8 @@ from videor1.eval.progress import EvalProgress, eval_progress
 from videor1.eval.report import BenchmarkSummary, write_benchmark_report, write_report
 from videor1.eval.results import ResultLog, check_settings
 from videor1.eval.scoring import SampleResult, aggregate, sample_result, temporal_reliance
-from videor1.media.errors import MediaError
 from videor1.media.cache import FrameCache
+from videor1.media.errors import MediaError
 from videor1.media.loader import PIXELS, MediaConfig, load_media
 from videor1.media.shuffle import ShuffleMode, apply_permutation, sample_seed, shuffle_permutation
 from videor1.models.inputs import Prompt
@@ -175,6 +176,22 @@ def _generate(generator: Generator, prompts: list[Prompt], ids: list[str], seed:
     return results
 
 
+Loaded = tuple[Item, str, Prompt | Exception, list[int] | None]  # item, question, prompt or why not, frame order
+
+
+def _load_chunk(chunk: list[Item], ctx: _Context) -> list[Loaded]:
+    """Each item's prompt with its media, or the error that stopped it (the sample fails, never its batch)."""
+    loaded: list[Loaded] = []
+    for item in chunk:
+        try:
+            text, prompt, permutation = _prompt(item, ctx)
+        except (MediaError, ValueError, OSError) as error:
+            loaded.append((item, build_question(item.record, ctx.template), error, None))
+            continue
+        loaded.append((item, text, prompt, permutation))
+    return loaded
+
+
 def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generator: Generator,
                    progress: EvalProgress) -> None:
     config = ctx.config
@@ -182,34 +199,31 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
     pending = [chunk for chunk in chunks if any(item.id not in results for item in chunk)]
     task = progress.add_task(f"{ctx.bench.name} {ctx.condition}", total=len(items),
                              completed=sum(item.id in results for item in items))
-    for chunk in pending:
-        live: list[tuple[Item, str, Prompt, list[int] | None]] = []
-        for item in chunk:
-            try:
-                text, prompt, permutation = _prompt(item, ctx)
-            except (MediaError, ValueError, OSError) as error:  # the sample fails, never its batch
-                if item.id not in results:
-                    results.append(sample_result(item.record, item.id, ctx.bench, ctx.condition,
-                                                 build_question(item.record, ctx.template), error=error))
-                    progress.advance(task)
-                continue
-            live.append((item, text, prompt, permutation))
-        if not live:
-            continue
-        ids = [item.id for item, *_ in live]
-        seed = sample_seed(config.seed, ctx.condition, chunk[0].id)
-        outputs = _generate(generator, [prompt for _, _, prompt, _ in live], ids, seed)
-        for (item, text, _, permutation), out in zip(live, outputs, strict=True):
-            if item.id in results:  # done before a kill: its batch was only rerun for the others
-                continue
-            if isinstance(out, Exception):
-                row = sample_result(item.record, item.id, ctx.bench, ctx.condition, text, error=out,
-                                    permutation=permutation)
-            else:
-                row = sample_result(item.record, item.id, ctx.bench, ctx.condition, text, output=out.text,
-                                    tokens=out.tokens, permutation=permutation)
-            results.append(row)
-            progress.advance(task, tokens=out.tokens if isinstance(out, Generation) else 0)
+    # One thread decodes the next batch's media while the current batch generates.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-media") as pool:
+        upcoming = pool.submit(_load_chunk, pending[0], ctx) if pending else None
+        for index, chunk in enumerate(pending):
+            loaded = upcoming.result()
+            if index + 1 < len(pending):
+                upcoming = pool.submit(_load_chunk, pending[index + 1], ctx)
+            live = [entry for entry in loaded if not isinstance(entry[2], Exception)]
+            outputs: list[Generation | Exception] = []
+            if live:
+                seed = sample_seed(config.seed, ctx.condition, chunk[0].id)
+                outputs = _generate(generator, [prompt for _, _, prompt, _ in live], [e[0].id for e in live], seed)
+            answers = dict(zip((e[0].id for e in live), outputs, strict=True))
+            for item, text, prompt, permutation in loaded:
+                if item.id in results:  # done before a kill: its batch was only rerun for the others
+                    continue
+                out = answers.get(item.id, prompt)  # the media error when it never reached generation
+                if isinstance(out, Exception):
+                    row = sample_result(item.record, item.id, ctx.bench, ctx.condition, text, error=out,
+                                        permutation=permutation)
+                else:
+                    row = sample_result(item.record, item.id, ctx.bench, ctx.condition, text, output=out.text,
+                                        tokens=out.tokens, permutation=permutation)
+                results.append(row)
+                progress.advance(task, tokens=out.tokens if isinstance(out, Generation) else 0)
 
 
 def run_eval(config: EvalConfig, generator: Generator | None = None, show_progress: bool = True) -> EvalResult:
@@ -276,6 +290,8 @@ def run_suite(config: EvalConfig, generator: Generator | None = None, show_progr
     if not known:
         raise ValueError(f"{config.data}: no evaluation file named after a benchmark "
                          "(eval_vsibench.json, eval_videomme.json, …)")
+    if generator is None and config.model is None:
+        raise ValueError("EvalConfig.model is required (a local checkpoint directory)")
     generator = generator if generator is not None else _LazyGenerator(config)
     return [run_eval(config.model_copy(update={"bench": bench.name, "data": path}), generator, show_progress)
             for path, bench in known]

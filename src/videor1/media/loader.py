@@ -6,6 +6,7 @@ and skips the record. Nothing here ever substitutes other media.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -75,7 +76,11 @@ def load_media(record: Record, media_root: str | Path | None, config: MediaConfi
         raise MediaError(Path(record.path), str(error), record.label) from None
     try:
         if record.data_type == "video":
-            return load_clip(path, config.sampling(), cache)
+            sampling = config.sampling()
+            start, end = getattr(record, "start", None), getattr(record, "end", None)
+            if start is not None or end is not None:  # a segment of the video (MVBench items carry one)
+                sampling = dataclasses.replace(sampling, start=start, end=end)
+            return load_clip(path, sampling, cache)
         return read_image(path, config.image_min_pixels, config.image_max_pixels, config.factor)
     except MediaError as error:
         raise error.with_record(record.label) from None
