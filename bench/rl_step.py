@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import shutil
 import statistics
 import tempfile
@@ -39,17 +38,16 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from videor1.data import CotRecord, load_records
+from videor1.data import load_records
 from videor1.data.synth import synthesize
-from videor1.media.loader import MediaConfig, SkipLog, load_media
-from videor1.models.inputs import Prompt, encode
-from videor1.models.loading import ModelOptions, load_model, load_processor
+from videor1.media.loader import SkipLog
+from videor1.models.inputs import encode
+from videor1.models.loading import load_model, load_processor
 from videor1.models.tiny import build_tiny_from_records
 from videor1.models.vision import encode_vision
-from videor1.prompts import build_question
 from videor1.rollout.hf import HFEngine
 from videor1.train import metrics as metrics_module
-from videor1.train import rl
+from videor1.train import rl, sft
 from videor1.train.config import load_config
 from videor1.train.data import QuestionSource
 
@@ -62,32 +60,14 @@ MEDIA = dict(nframes=8, video_min_pixels=7056, video_max_pixels=7056, image_min_
 # --------------------------------------------------------------------------------------------------
 
 def supervise(model_dir: Path, out_dir: Path, cot_file: Path, steps: int, seed: int) -> Path:
-    """A few teacher-forced steps on the CoT targets (labels on the target tokens only)."""
-    torch.manual_seed(seed)
-    processor = load_processor(model_dir)
-    model = load_model(ModelOptions(path=model_dir, dtype="float32"))
-    loaded = load_records(cot_file, kind=CotRecord)
-    examples = []
-    for record in loaded.records:
-        media = load_media(record, loaded.media_root, MediaConfig(**MEDIA))
-        prompt = Prompt(build_question(record), **({"video": media} if record.data_type == "video" else {"image": media}))
-        examples.append((prompt, record.target))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    rng = random.Random(seed)
-    model.train()
-    for _ in range(steps):
-        chosen = rng.sample(examples, 8)
-        batch = encode(processor, [p for p, _ in chosen], [t for _, t in chosen])
-        labels = torch.full_like(batch["input_ids"], -100)
-        for row, (_, target) in enumerate(chosen):
-            n = len(processor.tokenizer(target + processor.tokenizer.eos_token, add_special_tokens=False)["input_ids"])
-            labels[row, -n:] = batch["input_ids"][row, -n:]
-        loss = model(**batch, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
+    """A brief SFT (`videor1 sft`) on the CoT targets, so that responses are sometimes right."""
+    run = out_dir.with_name(f"{out_dir.name}-sft")
+    overrides = {"model.path": model_dir, "model.dtype": "float32", "data.train_file": cot_file,
+                 "optim.lr": 3e-3, "optim.schedule": "constant", "optim.max_grad_norm": 1e6, "run.max_steps": steps,
+                 "run.prompts_per_device": 8, "run.seed": seed, "run.save_every": steps, "run.output_dir": run,
+                 "run.tensorboard": False, **{f"media.{k}": v for k, v in MEDIA.items()}}
+    sft.train(sft.load_sft_config(None, [f"{k}={v}" for k, v in overrides.items()]), progress=False)
+    shutil.copytree(run / f"checkpoint-{steps}" / "hf", out_dir)
     return out_dir
 
 

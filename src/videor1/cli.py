@@ -264,6 +264,34 @@ def rl(
         console.print(f"done: {result.output_dir}")
 
 
+@app.command("sft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sft(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(help="YAML recipe (see configs/); key=value arguments override it.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run directory's latest checkpoint.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validate the config, print it, and exit.")] = False,
+) -> None:
+    """SFT cold start on chain-of-thought records (accelerate: run under `accelerate launch` for several processes)."""
+    import yaml
+
+    from videor1.train.sft import load_sft_config
+
+    try:
+        sft_config = load_sft_config(config, ctx.args)
+    except (ValueError, OSError) as error:
+        _fail(str(error))
+    if check:
+        console.print(yaml.safe_dump(sft_config.model_dump(mode="json"), sort_keys=False), markup=False, highlight=False)
+        return
+    from accelerate import PartialState
+
+    from videor1.train.sft import train
+
+    result = train(sft_config, resume=resume)
+    if PartialState().is_main_process:
+        console.print(f"done: {result.output_dir}")
+
+
 @app.command("doctor")
 def doctor() -> None:
     """Check this machine: versions, video decoding, the processor, and one RL step on a tiny model."""

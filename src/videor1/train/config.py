@@ -120,8 +120,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> RLConfig:
-    """The RL config from a YAML recipe plus overrides; every error reported at once, with its field.
+def load_config(path: str | Path | None, overrides: list[str] = (), schema: type[BaseModel] = RLConfig):
+    """A stage's config (`schema`: RLConfig, SFTConfig) from a YAML recipe plus overrides; every
+    error reported at once, with its field.
 
     Paths are relative to the working directory, as on any command line.
     """
@@ -130,7 +131,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RLConfig:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     data = apply_overrides(data, list(overrides))
     try:
-        return RLConfig.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as error:
-        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+        lines = [f"  {'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors()]
         raise ValueError(f"{path or 'config'}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None

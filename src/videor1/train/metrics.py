@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 log = logging.getLogger(__name__)
 _SHOWN = ("reward/accuracy", "reward/format", "temporal/granted", "temporal/changed_advantages",
-          "response/length", "train/kl", "train/loss")
+          "response/length", "train/kl", "train/loss", "eval/loss", "eval/format", "eval/accuracy")
 
 
 def trackers(run) -> list[str]:
@@ -30,7 +30,8 @@ def trackers(run) -> list[str]:
 
 
 class MetricsWriter:
-    def __init__(self, out_dir: Path, accelerator, config, start_step: int, enabled: bool):
+    def __init__(self, out_dir: Path, accelerator, config, start_step: int, enabled: bool, stage: str = "rl"):
+        self.stage = stage  # "rl" or "sft": the tracker project and the progress bar's label
         self.path = Path(out_dir) / "metrics.jsonl"
         self.accelerator, self.enabled, self.log_every = accelerator, enabled, config.run.log_every
         self.console = Console(stderr=True)
@@ -44,13 +45,13 @@ class MetricsWriter:
                     if (step := _step(line)) is not None and step <= start_step]
         self.path.write_text("".join(line + "\n" for line in kept))
         if accelerator.log_with:
-            accelerator.init_trackers("rl", config={k: str(v) for k, v in _flat(config.model_dump(mode="json")).items()})
+            accelerator.init_trackers(stage, config={k: str(v) for k, v in _flat(config.model_dump(mode="json")).items()})
 
     def progress(self, total: int, start: int) -> Progress:
-        self.bar = Progress(TextColumn("RL"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        self.bar = Progress(TextColumn(self.stage.upper()), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console,
                             disable=not self.enabled)
-        self.task = self.bar.add_task("rl", total=total, completed=start, info="")
+        self.task = self.bar.add_task(self.stage, total=total, completed=start, info="")
         return self.bar
 
     def log(self, step: int, metrics: dict) -> None:

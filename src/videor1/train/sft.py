@@ -16,12 +16,11 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from videor1.media.loader import MediaConfig, SkipLog
@@ -31,7 +30,7 @@ from videor1.rewards import accuracy_rewards, format_reward
 from videor1.rollout.base import SamplingConfig
 from videor1.rollout.hf import HFEngine
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from videor1.train.config import DataConfig, OptimConfig, RunConfig, apply_overrides
+from videor1.train.config import DataConfig, OptimConfig, RunConfig, load_config
 from videor1.train.metrics import MetricsWriter, trackers
 from videor1.train.rl import TrainResult
 from videor1.train.rollout_step import Question
@@ -112,15 +111,7 @@ class SFTConfig(BaseModel):
 
 def load_sft_config(path: str | Path | None, overrides: list[str] = ()) -> SFTConfig:
     """The SFT config from a YAML recipe plus `key=value` overrides; every error reported at once."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    data = apply_overrides(data, list(overrides))
-    try:
-        return SFTConfig.model_validate(data)
-    except ValidationError as error:
-        lines = [f"  {'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors()]
-        raise ValueError(f"{path or 'config'}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+    return load_config(path, overrides, SFTConfig)
 
 
 # ---------------------------------------------------------------- loss
@@ -267,6 +258,7 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
     steps = total_steps(config, len(train_set.records), world)
     optimizer, scheduler = make_optimizer(model, config.optim, steps)
     policy, optimizer, scheduler = accelerator.prepare(SupervisedPolicy(model), optimizer, scheduler)
+    policy.train()  # from_pretrained returns eval mode: checkpointing and LoRA dropout need train mode
     model = accelerator.unwrap_model(policy).model
     engine = HFEngine(model, processor)
     if accelerator.is_main_process:
@@ -280,7 +272,8 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, accelerator)
         log.info("resumed from %s at step %d", checkpoint, start)
-    writer = MetricsWriter(out_dir, accelerator, config, start_step=start, enabled=accelerator.is_main_process)
+    writer = MetricsWriter(out_dir, accelerator, config, start_step=start, enabled=accelerator.is_main_process,
+                           stage="sft")
     if start == 0 and held_out_set is not None:
         writer.log(0, evaluate(model, engine, processor, held_out, config, accelerator))
     bar = writer.progress(steps, start) if progress else contextlib.nullcontext()
