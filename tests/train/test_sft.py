@@ -216,3 +216,16 @@ def test_sft_lowers_held_out_loss_and_teaches_the_format(tmp_path):
     assert before["eval/format"] < 0.5 and after["eval/format"] >= 0.9
     assert after["eval/accuracy"] > before["eval/accuracy"] + 0.1  # some answers are right, beyond the format
     assert after["train/loss"] < metrics[1]["train/loss"]
+
+
+def test_sft_command_checks_and_prints_its_config(tmp_path):
+    from typer.testing import CliRunner
+
+    from videor1.cli import app
+
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "cpu_sft.yaml"
+    shown = CliRunner().invoke(app, ["sft", "--config", str(recipe), "--check", "optim.lr=0.002"])
+    assert shown.exit_code == 0, shown.output
+    assert "lr: 0.002" in shown.output
+    bad = CliRunner().invoke(app, ["sft", "--config", str(recipe), "--check", "optim.lr=-1", "run.nope=1"])
+    assert bad.exit_code == 2 and "optim.lr" in bad.output and "run.nope" in bad.output
