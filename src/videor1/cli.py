@@ -236,60 +236,45 @@ def model_tiny(
     console.print(f"tiny {arch} ({size}) written to {path}")
 
 
-@app.command("rl", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def rl(
-    ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option(help="YAML recipe (see configs/); key=value arguments override it.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run directory's latest checkpoint.")] = False,
-    check: Annotated[bool, typer.Option("--check", help="Validate the config, print it, and exit.")] = False,
-) -> None:
-    """RL with T-GRPO or GRPO (accelerate: run under `accelerate launch` for several processes)."""
-    import yaml
+StageConfig = Annotated[Path | None, typer.Option(help="YAML recipe (see configs/); key=value arguments override it.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue from the run directory's latest checkpoint.")]
+Check = Annotated[bool, typer.Option("--check", help="Validate the config, print it, and exit.")]
+STAGE = {"allow_extra_args": True, "ignore_unknown_options": True}
 
-    from videor1.train.config import load_config
+
+def _run_stage(load, train, config: Path | None, overrides: list[str], resume: bool, check: bool) -> None:
+    """A training stage from its recipe and overrides: --check prints the resolved config, else train."""
+    import yaml
+    from accelerate import PartialState
 
     try:
-        rl_config = load_config(config, ctx.args)
+        stage_config = load(config, overrides)
     except (ValueError, OSError) as error:
         _fail(str(error))
     if check:
-        console.print(yaml.safe_dump(rl_config.model_dump(mode="json"), sort_keys=False), markup=False, highlight=False)
+        console.print(yaml.safe_dump(stage_config.model_dump(mode="json"), sort_keys=False), markup=False,
+                      highlight=False)
         return
+    result = train(stage_config, resume=resume)
+    if PartialState().is_main_process:
+        console.print(f"done: {result.output_dir}")
+
+
+@app.command("rl", context_settings=STAGE)
+def rl(ctx: typer.Context, config: StageConfig = None, resume: Resume = False, check: Check = False) -> None:
+    """RL with T-GRPO or GRPO (accelerate: run under `accelerate launch` for several processes)."""
+    from videor1.train.config import load_config
     from videor1.train.rl import train
 
-    result = train(rl_config, resume=resume)
-    from accelerate import PartialState
-
-    if PartialState().is_main_process:
-        console.print(f"done: {result.output_dir}")
+    _run_stage(load_config, train, config, ctx.args, resume, check)
 
 
-@app.command("sft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def sft(
-    ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option(help="YAML recipe (see configs/); key=value arguments override it.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run directory's latest checkpoint.")] = False,
-    check: Annotated[bool, typer.Option("--check", help="Validate the config, print it, and exit.")] = False,
-) -> None:
+@app.command("sft", context_settings=STAGE)
+def sft(ctx: typer.Context, config: StageConfig = None, resume: Resume = False, check: Check = False) -> None:
     """SFT cold start on chain-of-thought records (accelerate: run under `accelerate launch` for several processes)."""
-    import yaml
+    from videor1.train.sft import load_sft_config, train
 
-    from videor1.train.sft import load_sft_config
-
-    try:
-        sft_config = load_sft_config(config, ctx.args)
-    except (ValueError, OSError) as error:
-        _fail(str(error))
-    if check:
-        console.print(yaml.safe_dump(sft_config.model_dump(mode="json"), sort_keys=False), markup=False, highlight=False)
-        return
-    from accelerate import PartialState
-
-    from videor1.train.sft import train
-
-    result = train(sft_config, resume=resume)
-    if PartialState().is_main_process:
-        console.print(f"done: {result.output_dir}")
+    _run_stage(load_sft_config, train, config, ctx.args, resume, check)
 
 
 @app.command("doctor")

@@ -19,13 +19,14 @@ from torch import Tensor, nn
 from videor1.algo import policy_loss
 from videor1.data.loading import load_records
 from videor1.media.loader import SkipLog
-from videor1.models.loading import load_model, load_processor, load_reference, reference_context
+from videor1.models.loading import load_processor, load_reference, reference_context
 from videor1.models.vision import encode_vision, has_trainable_vision, repeat_items
 from videor1.rollout.hf import HFEngine, selective_log_softmax
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from videor1.train.config import RLConfig
 from videor1.train.data import QuestionSource
-from videor1.train.metrics import MetricsWriter, trackers
+from videor1.train.metrics import MetricsWriter
+from videor1.train.run import load_policy, placement, start_run
 from videor1.train.rollout_step import Rollout, collect
 
 log = logging.getLogger(__name__)
@@ -137,27 +138,13 @@ class TrainResult:
 
 def train(config: RLConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Run RL as configured."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
     run = config.run
-    out_dir = Path(run.output_dir)
-    # the schedule counts optimizer steps: without this accelerate steps it once per process
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=trackers(run) or None,
-                              project_dir=str(out_dir), step_scheduler_with_optimizer=False)
-    set_seed(run.seed)
-    if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        config.save(out_dir / "config.yaml")
-
+    accelerator, out_dir = start_run(config)
     processor = load_processor(config.model.path)
-    sharded = accelerator.state.deepspeed_plugin is not None  # ZeRO-3 places the weights itself
-    device = None if sharded else accelerator.device
-    model = load_model(config.model, device)
-    _check_precision(model, accelerator)
+    model = load_policy(config.model, accelerator)
     reference = None
     if config.algo.beta > 0 and config.model.lora is None:
-        reference = load_reference(config.model, device)
+        reference = load_reference(config.model, placement(accelerator))
     vision_trainable = has_trainable_vision(model)
     with _only_main_logs(accelerator, "videor1.data.loading"):  # every process parses the same file
         records = load_records(config.data.train_file, media_root=config.data.media_root)
@@ -198,17 +185,6 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
                 save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config)
     writer.close()
     return TrainResult(out_dir, accelerator.unwrap_model(policy).model)
-
-
-def _check_precision(model, accelerator) -> None:
-    """Half-precision weights updated by a plain optimizer lose updates below their rounding step
-    (an Adam step at lr 1e-6 is below bf16's spacing for typical weights). DeepSpeed keeps fp32
-    master weights; elsewhere load float32 and let accelerate's mixed precision run in bf16."""
-    dtype = next(model.parameters()).dtype
-    if dtype in (torch.bfloat16, torch.float16) and accelerator.state.deepspeed_plugin is None:
-        log.warning("model.dtype=%s without DeepSpeed: the optimizer updates half-precision weights directly and "
-                    "small updates round to zero; prefer model.dtype=float32 with accelerate's mixed_precision=bf16",
-                    str(dtype).removeprefix("torch."))
 
 
 def _mean_metrics(items: list[dict]) -> dict:

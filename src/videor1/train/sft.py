@@ -25,13 +25,14 @@ from torch import Tensor, nn
 
 from videor1.media.loader import MediaConfig, SkipLog
 from videor1.models.inputs import encode
-from videor1.models.loading import ModelOptions, load_model, load_processor, trainable_summary, vision_module
+from videor1.models.loading import ModelOptions, load_processor, trainable_summary, vision_module
 from videor1.rewards import accuracy_rewards, format_reward
 from videor1.rollout.base import SamplingConfig
 from videor1.rollout.hf import HFEngine
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from videor1.train.config import DataConfig, OptimConfig, RunConfig, load_config
-from videor1.train.metrics import MetricsWriter, trackers
+from videor1.train.metrics import MetricsWriter
+from videor1.train.run import load_policy, start_run
 from videor1.train.rl import TrainResult
 from videor1.train.rollout_step import Question
 from videor1.train.sft_data import IGNORE, ExampleSource, held_out_examples, load_splits, with_targets
@@ -232,21 +233,10 @@ def make_optimizer(model, optim: SFTOptimConfig, steps: int):
 def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
     """Run SFT as configured. `stop_after`: end once this step is done (and checkpointed), as a
     preempted job would; `resume=True` continues from the run directory's latest checkpoint."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
     run = config.run
-    out_dir = Path(run.output_dir)
-    # the scheduler steps once per optimizer step (accelerate's default steps it once per process)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=trackers(run) or None,
-                              project_dir=str(out_dir), step_scheduler_with_optimizer=False)
-    set_seed(run.seed)
-    if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        config.save(out_dir / "config.yaml")
-
+    accelerator, out_dir = start_run(config)
     processor = load_processor(config.model.path)
-    model = load_model(config.model, accelerator.device)
+    model = load_policy(config.model, accelerator)
     train_set, held_out_set = load_splits(config.data, run.seed)
     skips = SkipLog()
     rank, world = accelerator.process_index, accelerator.num_processes

@@ -1,0 +1,48 @@
+"""What every training stage does first: the accelerator and run directory, and the policy model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from videor1.models.loading import ModelOptions, load_model
+from videor1.train.metrics import trackers
+
+log = logging.getLogger(__name__)
+
+
+def start_run(config):
+    """(accelerator, output directory) of a stage config with `run` and `save`; the resolved config is
+    written next to the checkpoints. The scheduler steps once per optimizer step: by default
+    accelerate would step it once per process."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    out_dir = Path(config.run.output_dir)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=trackers(config.run) or None,
+                              project_dir=str(out_dir), step_scheduler_with_optimizer=False)
+    set_seed(config.run.seed)
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config.save(out_dir / "config.yaml")
+    return accelerator, out_dir
+
+
+def placement(accelerator) -> torch.device | None:
+    """Where to load weights: the process's device, or None under DeepSpeed (ZeRO-3 places them)."""
+    return None if accelerator.state.deepspeed_plugin is not None else accelerator.device
+
+
+def load_policy(options: ModelOptions, accelerator):
+    """The trainable model, placed for this process; warns about half-precision weights that a plain
+    optimizer would update directly (an Adam step at lr 1e-6 is below bf16's spacing for typical
+    weights; DeepSpeed keeps fp32 master weights, elsewhere load float32 and use mixed precision)."""
+    model = load_model(options, placement(accelerator))
+    dtype = next(model.parameters()).dtype
+    if dtype in (torch.bfloat16, torch.float16) and accelerator.state.deepspeed_plugin is None:
+        log.warning("model.dtype=%s without DeepSpeed: the optimizer updates half-precision weights directly and "
+                    "small updates round to zero; prefer model.dtype=float32 with accelerate's mixed_precision=bf16",
+                    str(dtype).removeprefix("torch."))
+    return model
