@@ -134,6 +134,9 @@ def _count_vision(monkeypatch) -> list[int]:
     ({"model.freeze_vision": True, "model.train_merger": False}, 4),
     # trainable vision: once for the rollout, once for the policy forward, once for the reference
     ({"model.freeze_vision": False}, 12),
+    # the reference code's way: frame shuffling re-encodes each video question's shuffled frames once more
+    ({"model.freeze_vision": True, "model.train_merger": False, "media.shuffle": "frame",
+      "algo.skip_shuffled": False}, "4 + video questions"),
 ])
 def test_each_question_is_encoded_once_per_pass_not_per_response(rl_workspace, tmp_path, monkeypatch, extra, per_step):
     calls = _count_vision(monkeypatch)
@@ -141,6 +144,9 @@ def test_each_question_is_encoded_once_per_pass_not_per_response(rl_workspace, t
                                                                  "algo.num_generations": 4, **extra})
     result = train(load_config(None, overrides), progress=False)
     metrics = json.loads((result.output_dir / "metrics.jsonl").read_text().splitlines()[0])
+    if per_step == "4 + video questions":
+        assert metrics["temporal/shuffled_skipped"] == 0 and metrics["temporal/video_groups"] > 0
+        per_step = 4 + metrics["temporal/video_groups"]
     # temporal_patch shuffling reuses the ordered embeddings: no extra encoding for shuffled groups
     assert sum(calls) == per_step, (calls, metrics["temporal/shuffled_skipped"])
 

@@ -8,7 +8,7 @@ models, media and math together.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -166,8 +166,6 @@ def shuffled_accuracy(question: Question, b: int, video_index: int, batch, visio
 
 
 def _with_frames(clip, frames):
-    from dataclasses import replace
-
     return replace(clip, frames=frames)  # same timing: only the content order changes
 
 
