@@ -76,6 +76,8 @@ class OptimConfig(_Section):
     adam_eps: float = Field(default=1e-8, gt=0.0, description="AdamW epsilon.")
     schedule: Literal["cosine", "constant", "linear"] = Field(default="cosine", description="LR schedule after warm-up.")
     warmup_steps: int = Field(default=0, ge=0, description="Linear warm-up steps.")
+    vision_lr: float | None = Field(default=None, gt=0.0, description="Learning rate of the trainable vision "
+                                    "weights (the merger when model.freeze_vision); None: optim.lr.")
 
 
 class RunConfig(_Section):
@@ -91,7 +93,14 @@ class RunConfig(_Section):
     report_to: list[str] = Field(default_factory=list, description="Extra accelerate trackers, e.g. [wandb].")
 
 
-class RLConfig(_Section):
+class StageConfig(_Section):
+    """A training stage's whole config; saved next to every checkpoint."""
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+
+
+class RLConfig(StageConfig):
     model: ModelOptions
     data: DataConfig
     media: MediaConfig = Field(default_factory=MediaConfig)
@@ -99,9 +108,6 @@ class RLConfig(_Section):
     algo: AlgoConfig = Field(default_factory=AlgoConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig = Field(default_factory=RunConfig)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

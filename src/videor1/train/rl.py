@@ -26,7 +26,7 @@ from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_ch
 from videor1.train.config import RLConfig
 from videor1.train.data import QuestionSource
 from videor1.train.metrics import MetricsWriter
-from videor1.train.run import load_policy, placement, start_run
+from videor1.train.run import load_policy, make_optimizer, placement, start_run
 from videor1.train.rollout_step import Rollout, collect
 
 log = logging.getLogger(__name__)
@@ -118,18 +118,6 @@ def update(rollouts: list[Rollout], policy, accelerator, optimizer, scheduler, c
     return {f"train/{k}" if "/" not in k else k: v for k, v in stats.items()}
 
 
-def make_optimizer(model, config: RLConfig):
-    from transformers import get_scheduler
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    optim = config.optim
-    optimizer = torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay, betas=optim.betas,
-                                  eps=optim.adam_eps)
-    total = config.run.max_steps * config.algo.num_iterations
-    scheduler = get_scheduler(optim.schedule, optimizer, num_warmup_steps=optim.warmup_steps, num_training_steps=total)
-    return optimizer, scheduler
-
-
 @dataclass
 class TrainResult:
     output_dir: Path  # checkpoints, metrics.jsonl, config.yaml
@@ -150,7 +138,7 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
         records = load_records(config.data.train_file, media_root=config.data.media_root)
     skips = SkipLog()
     source = QuestionSource(records, config, processor, skips, accelerator.process_index, accelerator.num_processes)
-    optimizer, scheduler = make_optimizer(model, config)
+    optimizer, scheduler = make_optimizer(model, config.optim, run.max_steps * config.algo.num_iterations)
     policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model), optimizer, scheduler)
     policy.train()  # from_pretrained returns eval mode: checkpointing and LoRA dropout need train mode
     engine = HFEngine(accelerator.unwrap_model(policy).model, processor)

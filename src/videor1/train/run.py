@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from videor1.models.loading import ModelOptions, load_model
+from videor1.models.loading import ModelOptions, load_model, vision_module
+from videor1.train.config import OptimConfig
 from videor1.train.metrics import trackers
 
 log = logging.getLogger(__name__)
@@ -46,3 +47,19 @@ def load_policy(options: ModelOptions, accelerator):
                     "small updates round to zero; prefer model.dtype=float32 with accelerate's mixed_precision=bf16",
                     str(dtype).removeprefix("torch."))
     return model
+
+
+def make_optimizer(model, optim: OptimConfig, steps: int):
+    """AdamW over the trainable weights (the vision ones at `vision_lr` when set) and its schedule."""
+    from transformers import get_scheduler
+
+    vision = {id(p) for p in vision_module(model).parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": trainable}]
+    if optim.vision_lr is not None:
+        groups = [{"params": [p for p in trainable if id(p) not in vision]},
+                  {"params": [p for p in trainable if id(p) in vision], "lr": optim.vision_lr}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=optim.lr, weight_decay=optim.weight_decay,
+                                  betas=optim.betas, eps=optim.adam_eps)
+    scheduler = get_scheduler(optim.schedule, optimizer, num_warmup_steps=optim.warmup_steps, num_training_steps=steps)
+    return optimizer, scheduler

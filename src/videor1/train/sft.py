@@ -19,20 +19,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from videor1.media.loader import MediaConfig, SkipLog
 from videor1.models.inputs import encode
-from videor1.models.loading import ModelOptions, load_processor, trainable_summary, vision_module
+from videor1.models.loading import ModelOptions, load_processor, trainable_summary
 from videor1.rewards import accuracy_rewards, format_reward
 from videor1.rollout.base import SamplingConfig
 from videor1.rollout.hf import HFEngine
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from videor1.train.config import DataConfig, OptimConfig, RunConfig, load_config
+from videor1.train.config import DataConfig, OptimConfig, RunConfig, StageConfig, load_config
 from videor1.train.metrics import MetricsWriter
-from videor1.train.run import load_policy, start_run
+from videor1.train.run import load_policy, make_optimizer, start_run
 from videor1.train.rl import TrainResult
 from videor1.train.rollout_step import Question
 from videor1.train.sft_data import IGNORE, ExampleSource, held_out_examples, load_splits, with_targets
@@ -52,11 +51,6 @@ class SFTDataConfig(DataConfig):
                                  "(seeded by run.seed, never trained on). 0 and no eval_file: no evaluation.")
     max_target_tokens: int = Field(default=4096, ge=1, description="Token budget of an assistant turn (reasoning, "
                                    "answer, end of turn); a record over it is skipped, never truncated.")
-
-
-class SFTOptimConfig(OptimConfig):
-    vision_lr: float | None = Field(default=None, gt=0.0, description="Learning rate of the trainable vision "
-                                    "weights (the merger when model.freeze_vision); None: optim.lr.")
 
 
 class SFTRunConfig(RunConfig):
@@ -81,15 +75,13 @@ class SFTEvalConfig(BaseModel):
     max_new_tokens: int = Field(default=768, ge=1, description="Longest greedy response (paper: 768 tokens).")
 
 
-class SFTConfig(BaseModel):
+class SFTConfig(StageConfig):
     """Every setting of an SFT run; paper values by default (lr 1e-6, 1 epoch, grad clip 5, wd 0.01)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: ModelOptions
     data: SFTDataConfig
     media: MediaConfig = Field(default_factory=MediaConfig)
-    optim: SFTOptimConfig = Field(default_factory=SFTOptimConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
     eval: SFTEvalConfig = Field(default_factory=SFTEvalConfig)
     run: SFTRunConfig = Field(default_factory=SFTRunConfig)
 
@@ -105,9 +97,6 @@ class SFTConfig(BaseModel):
     @property
     def has_held_out(self) -> bool:
         return self.data.eval_file is not None or self.data.eval_fraction > 0
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
 
 
 def load_sft_config(path: str | Path | None, overrides: list[str] = ()) -> SFTConfig:
@@ -212,22 +201,6 @@ def total_steps(config: SFTConfig, records: int, world: int) -> int:
         return config.run.max_steps
     per_step = world * config.run.grad_accum * config.run.prompts_per_device
     return max(1, math.ceil(config.run.epochs * records / per_step))
-
-
-def make_optimizer(model, optim: SFTOptimConfig, steps: int):
-    """AdamW over the trainable weights (the vision ones at `vision_lr` when set) and its schedule."""
-    from transformers import get_scheduler
-
-    vision = {id(p) for p in vision_module(model).parameters()}
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": trainable}]
-    if optim.vision_lr is not None:
-        groups = [{"params": [p for p in trainable if id(p) not in vision]},
-                  {"params": [p for p in trainable if id(p) in vision], "lr": optim.vision_lr}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=optim.lr, weight_decay=optim.weight_decay,
-                                  betas=optim.betas, eps=optim.adam_eps)
-    scheduler = get_scheduler(optim.schedule, optimizer, num_warmup_steps=optim.warmup_steps, num_training_steps=steps)
-    return optimizer, scheduler
 
 
 def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
