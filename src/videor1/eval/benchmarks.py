@@ -10,8 +10,8 @@ allowed, `data_source` when it names more than the benchmark itself; then a keyw
 | benchmark (`--bench`) | breakdown   | fields tried, in order                                    | then              |
 |-----------------------|-------------|-----------------------------------------------------------|-------------------|
 | vsibench              | task        | original_question_type, question_type, task, category     | unknown           |
-| videommmu             | track       | track, category, question_track                           | perception / comprehension / adaptation in data_source or path |
-| mmvu                  | subject     | subject, discipline, category                             | data_source       |
+| videommmu             | track       | track, category, question_track                           | perception / comprehension / adaptation in data_source or path; also `discipline` |
+| mmvu                  | subject     | subject, discipline, category                             | data_source; also `discipline` |
 | mvbench               | task        | task, task_type, sub_task, category                       | data_source       |
 | tempcompass           | dimension   | dim, dimension, temporal_aspect, category, task           | data_source       |
 | videomme              | duration    | duration, duration_category (short / medium / long)       | unknown; also `task_type` and `domain` breakdowns when present |
@@ -116,9 +116,10 @@ class Benchmark:
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("vsibench", "VSI-Bench", "task", ("original_question_type", "question_type", "task", "category"),
               aliases=("vsi",), mra_tasks=VSI_NUMERICAL_TASKS),
-    Benchmark("videommmu", "VideoMMMU", "track", ("track", "category", "question_track"), keywords=VIDEOMMMU_TRACKS),
+    Benchmark("videommmu", "VideoMMMU", "track", ("track", "category", "question_track"), keywords=VIDEOMMMU_TRACKS,
+              extra=(("discipline", ("discipline",)),)),
     Benchmark("mmvu", "MMVU (mc)", "subject", ("subject", "discipline", "category"), aliases=("mmvumc",),
-              use_data_source=True),
+              use_data_source=True, extra=(("discipline", ("discipline",)),)),
     Benchmark("mvbench", "MVBench", "task", ("task", "task_type", "sub_task", "category"), use_data_source=True),
     Benchmark("tempcompass", "TempCompass", "dimension", ("dim", "dimension", "temporal_aspect", "category", "task"),
               use_data_source=True),

@@ -14,6 +14,7 @@ from videor1.eval.scoring import BenchmarkScore, Reliance, RelianceRow
 log = logging.getLogger(__name__)
 
 SUMMARY_SUFFIX = ".summary.json"
+JUDGE_MARKDOWN = "judge.md"  # the judge analysis' section (videor1.eval.judge), appended to report.md
 
 
 class BenchmarkSummary(BaseModel):
@@ -134,5 +135,7 @@ def write_report(out_dir: Path) -> tuple[Path, Path]:
              _gap(s.temporal_reliance.overall.gap)] for s in reliant])
     for summary in summaries:
         lines += ["", benchmark_markdown(summary, level=2).rstrip()]
+    if (judged := out_dir / JUDGE_MARKDOWN).exists():
+        lines += ["", judged.read_text(encoding="utf-8").rstrip()]
     _write(md_path, "\n".join(lines) + "\n")
     return json_path, md_path

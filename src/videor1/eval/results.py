@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from videor1.eval.scoring import SampleResult
 
 
@@ -37,11 +39,13 @@ def check_settings(path: Path, settings: dict[str, Any]) -> None:
 
 
 class ResultLog:
-    """The samples already evaluated (`rows`, by id) and an append-only writer for new ones."""
+    """The samples already evaluated (`rows`, by id) and an append-only writer for new ones.
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.rows: dict[str, SampleResult] = {}
+    `row_type`: the pydantic model of a line (any with an `id`; the judge's verdicts use it too)."""
+
+    def __init__(self, path: Path, row_type: type[BaseModel] = SampleResult):
+        self.path, self.row_type = Path(path), row_type
+        self.rows: dict[str, Any] = {}
         if not self.path.exists():
             return
         data = self.path.read_bytes()
@@ -52,16 +56,16 @@ class ResultLog:
             if not line.strip():
                 continue
             try:
-                row = SampleResult.model_validate_json(line)
+                row = self.row_type.model_validate_json(line)
             except ValueError as error:
-                raise ValueError(f"{self.path} line {number}: not a sample result ({error}); "
+                raise ValueError(f"{self.path} line {number}: not a {self.row_type.__name__} ({error}); "
                                  "delete the file to evaluate again") from None
             self.rows.setdefault(row.id, row)
 
     def __contains__(self, sample_id: str) -> bool:
         return sample_id in self.rows
 
-    def append(self, row: SampleResult) -> None:
+    def append(self, row: Any) -> None:
         if row.id in self.rows:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
