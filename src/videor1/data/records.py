@@ -93,6 +93,11 @@ class Record(BaseModel):
         """How error messages name this record."""
         return f"problem_id={self.problem_id!r}"
 
+    @property
+    def target(self) -> str:
+        """The assistant turn of SFT without a chain of thought: the answer alone."""
+        return self.solution.strip()
+
 
 class CotRecord(Record):
     """A Video-R1-COT-165k record: a training record plus its chain of thought."""

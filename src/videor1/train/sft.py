@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,9 @@ class SFTDataConfig(DataConfig):
                                  "(seeded by run.seed, never trained on). 0 and no eval_file: no evaluation.")
     max_target_tokens: int = Field(default=4096, ge=1, description="Token budget of an assistant turn (reasoning, "
                                    "answer, end of turn); a record over it is skipped, never truncated.")
+    target: Literal["cot", "answer"] = Field(
+        default="cot", description="The assistant turn: `process` + `solution` (cot), or `solution` alone (answer: "
+        "records without a chain of thought, e.g. dense descriptions for a perception stage).")
 
 
 class SFTRunConfig(RunConfig):

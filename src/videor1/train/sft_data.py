@@ -23,7 +23,7 @@ import random
 import torch
 
 from videor1.data.loading import LoadResult, load_records
-from videor1.data.records import CotRecord
+from videor1.data.records import CotRecord, Record
 from videor1.media.shuffle import sample_seed
 from videor1.train.data import QuestionSource
 from videor1.train.rollout_step import Question
@@ -71,7 +71,7 @@ class ExampleSource(QuestionSource):
     """`QuestionSource` over CoT records that also skips, once and with a warning, every record whose
     target exceeds `data.max_target_tokens`. `questions(step, micro)` gives this process's examples."""
 
-    def prepare(self, record: CotRecord) -> Question | None:
+    def prepare(self, record: Record) -> Question | None:
         tokens = len(target_ids(self.processor, [record.target])[0])
         if tokens > self.config.data.max_target_tokens:
             if record.label not in self.over_budget:
@@ -88,9 +88,10 @@ def load_splits(data, seed: int) -> tuple[LoadResult, LoadResult | None]:
     data: an SFT data config. With `eval_fraction`, a seeded choice of that share of `train_file`
     is held out (at least one record, file order kept) and never trained on.
     """
-    train = load_records(data.train_file, kind=CotRecord, media_root=data.media_root)
+    kind = CotRecord if data.target == "cot" else Record
+    train = load_records(data.train_file, kind=kind, media_root=data.media_root)
     if data.eval_file is not None:
-        return train, load_records(data.eval_file, kind=CotRecord, media_root=data.media_root)
+        return train, load_records(data.eval_file, kind=kind, media_root=data.media_root)
     if data.eval_fraction == 0:
         return train, None
     n = len(train.records)

@@ -1,0 +1,274 @@
+"""The demo's report: training curves like the paper's Figure 5, an ablation table like its Table 2,
+how often the temporal bonus changed the advantages, wall-clock per stage, the exact configs and
+commands, and the library versions — as `report/report.md` (PNG plots beside it) and a
+self-contained `report/report.html` (plots inlined).
+
+Everything is read back from what the stages wrote: `rl/<run>/metrics.jsonl`,
+`eval/<model>/synthetic.summary.json`, `stages/*.json` and each run's resolved `config.yaml`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from videor1.eval.report import SUMMARY_SUFFIX, BenchmarkSummary
+
+if TYPE_CHECKING:
+    from videor1.demo.pipeline import Demo
+
+CURVES = (("reward/accuracy", "accuracy reward"), ("temporal/granted", "temporal reward (share of video groups)"),
+          ("response/length", "response length (tokens)"),
+          ("temporal/changed_advantages", "bonus changed the advantages (share of video groups)"))
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in self.rows])
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def mean_spread(values: list[float]) -> str:
+    """Percent, mean ± sample standard deviation over seeds (just the mean for one seed)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    mean = 100 * statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.1f}"
+    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def _eval_summary(demo: Demo, model: str) -> BenchmarkSummary | None:
+    path = demo.out / "eval" / model / f"synthetic{SUMMARY_SUFFIX}"
+    return BenchmarkSummary.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+def _scores(summary: BenchmarkSummary | None) -> dict[str, float | None]:
+    """Mean score (accuracy; MRA for regression items) on temporal / static items, ordered / shuffled."""
+    if summary is None or summary.temporal_reliance is None:
+        return {}
+    rows = summary.temporal_reliance.breakdowns.get("temporal", {})
+    found = {}
+    for kind in ("temporal", "static"):
+        row = rows.get(kind)
+        found[f"{kind} ordered"] = row.ordered if row else None
+        found[f"{kind} shuffled"] = row.shuffled if row else None
+    found["temporal reliance"] = rows["temporal"].gap if "temporal" in rows else None
+    found["all ordered"] = summary.temporal_reliance.overall.ordered
+    return found
+
+
+def ablation_table(demo: Demo) -> Table:
+    columns = ["temporal ordered", "temporal shuffled", "temporal reliance", "static ordered", "static shuffled",
+               "all ordered"]
+    groups = {"SFT (before RL)": ["sft"]}
+    for arm in demo.recipe.arms:
+        groups[arm.title] = [run for a, _, run in demo.runs() if a.name == arm.name]
+    rows = []
+    for title, models in groups.items():
+        scores = [_scores(_eval_summary(demo, m)) for m in models]
+        rows.append([title, str(len([s for s in scores if s]))] +
+                    [mean_spread([s.get(c) for s in scores if s]) for c in columns])
+    return Table(["model", "seeds", *columns], rows)
+
+
+def bonus_table(demo: Demo) -> Table:
+    """Per T-GRPO arm: share of video groups granted the bonus, whose advantages it changed, and whose
+    shuffled group was skipped because it could not matter (weighted by video groups per step)."""
+    rows = []
+    for arm in demo.recipe.arms:
+        per_seed = {"granted": [], "changed": [], "skipped": []}
+        for a, _, run in demo.runs():
+            if a.name != arm.name:
+                continue
+            steps = [m for m in read_metrics(demo.out / "rl" / run / "metrics.jsonl") if m.get("temporal/video_groups")]
+            if not steps:
+                continue
+            weights = [m["temporal/video_groups"] for m in steps]
+            for key, name in (("temporal/granted", "granted"), ("temporal/changed_advantages", "changed"),
+                              ("temporal/shuffled_skipped", "skipped")):
+                pairs = [(m[key], w) for m, w in zip(steps, weights) if m.get(key) is not None]
+                if pairs:
+                    per_seed[name].append(sum(v * w for v, w in pairs) / sum(w for _, w in pairs))
+        if per_seed["changed"]:
+            rows.append([arm.title, mean_spread(per_seed["granted"]), mean_spread(per_seed["changed"]),
+                         mean_spread(per_seed["skipped"])])
+    return Table(["T-GRPO arm", "bonus granted (% of video groups)", "bonus changed the advantages (%)",
+                  "shuffled group skipped (%)"], rows)
+
+
+def _markers(demo: Demo) -> list[dict]:
+    """What each finished stage recorded (commands, seconds), in pipeline order."""
+    paths = [demo.out / "stages" / f"{stage.name}.json" for stage in demo.stages()]
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
+
+
+def time_table(demo: Demo) -> tuple[Table, float]:
+    rows, total = [], 0.0
+    for info in _markers(demo):
+        total += info["seconds"]
+        rows.append([info["stage"], f"{info['seconds'] / 60:.1f}", info.get("note", "")])
+    return Table(["stage", "minutes", "note"], rows), total
+
+
+def _smooth(values: list[float], window: int) -> list[float]:
+    out, acc = [], []
+    for v in values:
+        acc.append(v)
+        acc = acc[-window:]
+        out.append(sum(acc) / len(acc))
+    return out
+
+
+def plot_curves(demo: Demo, path: Path) -> Path:
+    """Figure 5 of the paper, per arm (mean over seeds, moving average over ~5% of the steps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
+    window = max(1, demo.budget.rl_steps // 20)
+    for arm in demo.recipe.arms:
+        runs = [read_metrics(demo.out / "rl" / run / "metrics.jsonl") for a, _, run in demo.runs() if a.name == arm.name]
+        for ax, (key, label) in zip(axes, CURVES):
+            by_step: dict[int, list[float]] = {}
+            for metrics in runs:
+                for m in metrics:
+                    if m.get(key) is not None and math.isfinite(m[key]):
+                        by_step.setdefault(m["step"], []).append(m[key])
+            if by_step:
+                steps = sorted(by_step)
+                ax.plot(steps, _smooth([statistics.fmean(by_step[s]) for s in steps], window), label=arm.title)
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("RL step")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_ablation(table: Table, path: Path) -> Path:
+    """Temporal questions, ordered vs shuffled frames, per model (the mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def mean(cell: str) -> float:
+        return float(cell.split(" ")[0]) if cell != "–" else 0.0
+
+    names = [row[0] for row in table.rows]
+    ordered = [mean(row[2]) for row in table.rows]
+    shuffled = [mean(row[3]) for row in table.rows]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(names)), 3.6))
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], ordered, width=0.4, label="ordered frames")
+    ax.bar([i + 0.2 for i in x], shuffled, width=0.4, label="shuffled frames")
+    ax.set_xticks(list(x), [n.replace(" (", "\n(") for n in names], fontsize=7)
+    ax.set_ylabel("temporal questions, score %")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(demo: Demo) -> Path:
+    """report/report.md and report/report.html; returns the Markdown path."""
+    out = demo.out / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    ablation = ablation_table(demo)
+    bonus = bonus_table(demo)
+    times, total = time_table(demo)
+    plots = [plot_curves(demo, out / "curves.png"), plot_ablation(ablation, out / "ablation.png")]
+    versions = Table(["library", "version"], [[k, v] for k, v in demo.versions.items()])
+    b = demo.budget
+    intro = (f"Budget `{demo.budget_name}`: {b.synth_n} synthetic records per training split, perception "
+             f"{b.perception_steps} steps, SFT {b.sft_steps} steps, RL {b.rl_steps} steps per arm, "
+             f"{demo.seeds} seed(s) per arm; total wall-clock {total / 60:.1f} min.")
+    score_note = ("Scores in %: accuracy on the synthetic evaluation split (regression items scored with MRA), "
+                  "greedy decoding, with ordered frames and with each video's 2-frame temporal patches shuffled; "
+                  "temporal reliance = ordered − shuffled on the temporal questions. Mean ± sample standard "
+                  "deviation over seeds. Chance is about 25–50 % on most questions.")
+    configs = _configs(demo)
+    sections = [
+        ("Training curves (like Figure 5)", "curves"),
+        ("Ablation (like Table 2)", score_note, ablation, "ablation"),
+        ("Where the temporal bonus acted", "Shares of the video groups of every RL step, averaged over the run.",
+         bonus),
+        ("Wall-clock per stage", times),
+        ("Library versions", versions),
+    ]
+    md = [f"# videor1 demo report", "", intro, ""]
+    page = [f"<h1>videor1 demo report</h1><p>{html.escape(intro)}</p>"]
+    images = {p.stem: p for p in plots}
+    for title, *parts in sections:
+        md += [f"## {title}", ""]
+        page.append(f"<h2>{html.escape(title)}</h2>")
+        for part in parts:
+            if isinstance(part, Table):
+                md += [part.markdown(), ""]
+                page.append(part.html())
+            elif part in images:
+                md += [f"![{title}]({images[part].name})", ""]
+                data = base64.b64encode(images[part].read_bytes()).decode()
+                page.append(f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">')
+            else:
+                md += [part, ""]
+                page.append(f"<p>{html.escape(part)}</p>")
+    md += ["## Commands and configs", ""]
+    page.append("<h2>Commands and configs</h2>")
+    for name, (commands, config) in configs.items():
+        md += [f"### {name}", "", "```", *commands, "```", ""]
+        page.append(f"<details><summary>{html.escape(name)}</summary><pre>{html.escape(chr(10).join(commands))}</pre>")
+        if config:
+            md += ["```yaml", config.rstrip(), "```", ""]
+            page.append(f"<pre>{html.escape(config)}</pre>")
+        page.append("</details>")
+    md_path = out / "report.md"
+    md_path.write_text("\n".join(md), encoding="utf-8")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+             "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+             "pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}")
+    (out / "report.html").write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>videor1 demo"
+                                     f"</title><style>{style}</style></head><body>{''.join(page)}</body></html>",
+                                     encoding="utf-8")
+    return md_path
+
+
+def _configs(demo: Demo) -> dict[str, tuple[list[str], str]]:
+    """Stage name -> (its commands, the resolved config its training run saved)."""
+    found = {}
+    for info in _markers(demo):
+        name = info["stage"]
+        run_dir = {"base": demo.out / "perception", "sft": demo.out / "sft"}.get(name)
+        if name.startswith("rl/"):
+            run_dir = demo.out / name
+        config = run_dir / "config.yaml" if run_dir is not None else None
+        found[name] = (info["commands"], config.read_text() if config is not None and config.is_file() else "")
+    return found
