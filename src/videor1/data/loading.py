@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,12 @@ def resolve_media(record: Record, media_root: str | Path | None) -> Path:
     if media_root is None:
         raise ValueError(f"record {record.label}: relative media path {record.path!r} needs a media root")
     return (Path(media_root) / path).resolve()
+
+
+def relocated_path(record: Record, media_root: str | Path | None, new_root: str | Path) -> str:
+    """The record's media path made relative to `new_root` (a written file's media root), so that the
+    record still finds its media from its new file."""
+    return os.path.relpath(resolve_media(record, media_root), Path(new_root).resolve())
 
 
 def write_records(records: Iterable[Record | dict], path: str | Path) -> None:

@@ -16,7 +16,6 @@ and its media path is rewritten relative to the output's media root so that it s
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from videor1.data.loading import relocated_path
 from videor1.data.records import RECORD_KINDS, Record
 from videor1.data.validate import BadRecord, validate_records
 
@@ -114,12 +114,6 @@ def _draw(n_available: int, n_wanted: int, replace: bool, rng: random.Random, na
     return indices
 
 
-def _relocate(record: Record, source_root: Path, out_root: Path) -> str:
-    media = Path(record.path)
-    absolute = media if media.is_absolute() else (source_root / media).resolve()
-    return os.path.relpath(absolute, out_root)
-
-
 def mix_records(config: MixConfig, out_media_root: str | Path) -> MixResult:
     """Draw each source's share of valid records and return them (as JSON objects) with provenance."""
     out_root = Path(out_media_root).resolve()
@@ -133,7 +127,7 @@ def mix_records(config: MixConfig, out_media_root: str | Path) -> MixResult:
         for index in indices:
             record = pool[index]
             row = record.model_dump(mode="json")
-            row["path"] = _relocate(record, checked.media_root, out_root)
+            row["path"] = relocated_path(record, checked.media_root, out_root)
             row["provenance"] = {"source": source.name, "file": str(source.path), "problem_id": record.problem_id,
                                  "path": record.path}
             rows.append(row)

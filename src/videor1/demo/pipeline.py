@@ -140,11 +140,13 @@ class Demo:
             stages.append(Stage("data-videos", [videor1("data", "mix", "--config", data / "videos_only.yaml",
                                                         "--out", data / "rl_videos.json")], after=("data",)))
         stages.append(self._base_stage())
+        cap = b.max_new_tokens
         common = [f"media.cache_dir={out / 'frames'}"]
         stages.append(Stage("sft", [videor1(
             "sft", "--config", r.path(r.recipes.sft), "--resume", f"model.path={self.base_dir}",
             f"data.train_file={data / 'cot_train.json'}", f"run.output_dir={out / 'sft'}",
-            f"run.max_steps={b.sft_steps}", f"run.save_every={b.sft_steps}", *common)],
+            f"run.max_steps={b.sft_steps}", f"run.save_every={b.sft_steps}", *common,
+            *([f"eval.max_new_tokens={cap}"] if cap else []))],
             after=("base",), progress=_training_progress(out / "sft", b.sft_steps)))
         for arm, seed, run in self.runs():
             start = self.base_dir if arm.start == "perception" else None
@@ -153,7 +155,8 @@ class Demo:
                 "rl", "--config", r.path(r.recipes.rl), "--resume",
                 f"model.path={start if start is not None else '{sft}'}", f"data.train_file={train_file}",
                 f"run.output_dir={out / 'rl' / run}", f"run.max_steps={b.rl_steps}", f"run.seed={seed}",
-                f"run.save_every={max(1, b.rl_steps // 3)}", *common, *arm.overrides)],
+                f"run.save_every={max(1, b.rl_steps // 3)}", *common, *arm.overrides,
+                *([f"sampling.max_new_tokens={cap}"] if cap else []))],
                 after=("sft", "base") + (("data-videos",) if arm.videos_only else ()),
                 progress=_training_progress(out / "rl" / run, b.rl_steps), note=arm.title))
         for model, run_dir in self.models().items():
@@ -161,7 +164,8 @@ class Demo:
             limit = ["--limit", str(b.eval_items)] if b.eval_items else []
             stages.append(Stage(f"eval/{model}", [videor1(
                 "eval", "--model", f"{{{model}}}", "--data", data / "eval.json", "--out", out / "eval" / model,
-                "--seed", seed, "--cache-dir", out / "frames", "--no-progress", *limit, *r.eval)],
+                "--seed", seed, "--cache-dir", out / "frames", "--no-progress", *limit, *r.eval,
+                *([f"--max-new-tokens={cap}"] if cap else []))],
                 after=("sft" if model == "sft" else f"rl/{model}",),
                 progress=_eval_progress(out / "eval" / model, self.eval_items)))
         return stages

@@ -48,6 +48,8 @@ class Budget(_Strict):
     sft_steps: int = Field(ge=1)
     rl_steps: int = Field(ge=1)
     eval_items: int | None = Field(None, ge=1, description="First items of the evaluation split (None: all).")
+    max_new_tokens: int | None = Field(None, ge=1, description="Cap on generated tokens in every stage (RL "
+                                       "rollouts, SFT's held-out check, evaluation); None: the recipes' own.")
 
 
 class DemoRecipe(_Strict):

@@ -1,0 +1,25 @@
+"""Chain-of-thought annotation (`videor1 annotate`): a teacher's reasoning for training records, kept
+when its answer is right by our own rewards, its format is right and its reasoning length is in bounds.
+
+The output is a Video-R1-COT-165k file (`process` + ground-truth `solution`), ready for `videor1 sft`.
+"""
+
+from videor1.data.annotate.decide import FAILURES, REASONS, Decision, judge
+from videor1.data.annotate.journal import Journal
+from videor1.data.annotate.report import AnnotateReport, report_markdown
+from videor1.data.annotate.run import AnnotateConfig, AnnotatePaths, AnnotateResult, annotate, make_teacher
+
+__all__ = [
+    "FAILURES",
+    "REASONS",
+    "AnnotateConfig",
+    "AnnotatePaths",
+    "AnnotateReport",
+    "AnnotateResult",
+    "Decision",
+    "Journal",
+    "annotate",
+    "judge",
+    "make_teacher",
+    "report_markdown",
+]
