@@ -286,11 +286,23 @@ def doctor() -> None:
         raise typer.Exit(code=1)
 
 
+Endpoint = Annotated[str | None, typer.Option("--endpoint", help="Instead of --model: an OpenAI-compatible server's base URL (videor1 serve, vLLM; key: $VIDEOR1_API_KEY or $OPENAI_API_KEY).")]
+EndpointModel = Annotated[str | None, typer.Option("--endpoint-model", help="Model name on the endpoint (default: the first it lists).")]
+
+
+def _one_generator(model: Path | None, endpoint: str | None) -> None:
+    if (model is None) == (endpoint is None):
+        _fail("give exactly one of --model DIR (a local checkpoint) or --endpoint URL (a server)")
+
+
 @app.command("eval")
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Evaluation file in the Video-R1 format, or a directory of them with --bench all (eval_vsibench.json, eval_videomme.json, …).")],
     out: Annotated[Path, typer.Option("--out", help="Output directory: per-sample JSONL, summary JSON, Markdown. Running again resumes.")],
-    model: Annotated[Path, typer.Option("--model", help="Local checkpoint directory (a real Qwen-VL checkpoint or a tiny one).")],
+    model: Annotated[Path | None, typer.Option("--model", help="Local checkpoint directory (a real Qwen-VL checkpoint or a tiny one); or give --endpoint.")] = None,
+    endpoint: Endpoint = None,
+    endpoint_model: EndpointModel = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Endpoint requests in flight at once.")] = 4,
     bench: Annotated[str, typer.Option("--bench", help="vsibench, videommmu, mmvu, mvbench, tempcompass, videomme, synthetic, generic, or all.")] = "all",
     media_root: MediaRoot = None,
     frames: Annotated[int, typer.Option(min=2, help="Frames per video (paper: 16-64 at evaluation).")] = 32,
@@ -317,11 +329,13 @@ def evaluate(
     from videor1.data import DataFileError
     from videor1.eval import EvalConfig, eval_sampling, run_suite
 
+    _one_generator(model, endpoint)
     try:
         sampling = eval_sampling(max_new_tokens, greedy)
         overrides = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
         sampling = sampling.model_validate({**sampling.model_dump(), **overrides})
-        config = EvalConfig(model=model, bench=bench, data=data, media_root=media_root, out_dir=out, frames=frames,
+        config = EvalConfig(model=model, endpoint=endpoint, endpoint_model=endpoint_model, concurrency=concurrency,
+                            bench=bench, data=data, media_root=media_root, out_dir=out, frames=frames,
                             max_pixels=max_pixels, min_pixels=min_pixels, template=template, sampling=sampling,
                             batch_size=batch_size, shuffle=shuffle, temporal_reliance=temporal_reliance, seed=seed,
                             dtype=dtype, device=device, limit=limit, cache_dir=cache_dir)
@@ -343,10 +357,47 @@ def evaluate(
     console.print(f"reports: {out / 'report.md'}, {out / 'summary.json'}; samples: {out}/<bench>.<condition>.jsonl")
 
 
+@app.command("eval-judge")
+def eval_judge(
+    results: Annotated[Path, typer.Option("--results", help="An `eval` output directory (its per-sample <bench>.<condition>.jsonl).")],
+    endpoint: Annotated[str, typer.Option("--endpoint", help="OpenAI-compatible base URL of the judge (…/v1 or without it).")],
+    model: Annotated[str | None, typer.Option("--model", help="Judge model name (default: the first the endpoint lists).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 4,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="VIDEOR1_JUDGE_API_KEY", help="Bearer key, if the endpoint wants one.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest judge reply, in tokens.")] = 1024,
+) -> None:
+    """Paper §4.5: ask a judge model whether each video response reasons over time; % per benchmark and condition.
+
+    Resumable: verdicts go to DIR/judge/; a run again asks only what has no verdict. Writes judge.json and judge.md."""
+    from videor1.api.client import ChatClient, EndpointError
+    from videor1.eval import BENCHMARKS
+    from videor1.eval.judge import JudgeConfig, run_judge
+
+    try:
+        with ChatClient(endpoint, model=model, api_key=api_key, concurrency=concurrency) as client:
+            report = run_judge(results, client, JudgeConfig(max_tokens=max_tokens, chunk=max(32, 4 * concurrency)))
+    except (EndpointError, ValueError, FileNotFoundError) as error:
+        _fail(str(error))
+    table = Table(title=f"{results}: temporal reasoning, judged by {report['judge']['model']}")
+    for column in ("benchmark", "condition", "responses", "temporal", "not", "unparseable", "pending", "% temporal"):
+        table.add_column(column, justify="left" if column in ("benchmark", "condition") else "right")
+    rows = [(BENCHMARKS[b].title if b in BENCHMARKS else b, c, n) for b, conds in report["benchmarks"].items()
+            for c, n in conds.items()]
+    for bench, condition, n in rows + [("all", c, n) for c, n in report["overall"].items()]:
+        pct = "–" if n["temporal_pct"] is None else f"{n['temporal_pct']:.1f}"
+        table.add_row(bench, condition, *(str(n[k]) for k in ("responses", "yes", "no", "unparseable", "pending")), pct)
+    console.print(table)
+    console.print(f"report: {results / 'judge.json'}, {results / 'judge.md'}")
+    if report["failed_requests"]:
+        err_console.print(f"[yellow]{report['failed_requests']} request(s) failed[/]: run again to retry them")
+
+
 @app.command("infer")
 def infer_command(
-    model: Annotated[Path, typer.Option("--model", help="Local checkpoint directory.")],
     question: Annotated[str, typer.Option("--question", help="The question, without options.")],
+    model: Annotated[Path | None, typer.Option("--model", help="Local checkpoint directory; or give --endpoint.")] = None,
+    endpoint: Endpoint = None,
+    endpoint_model: EndpointModel = None,
     video: Annotated[Path | None, typer.Option("--video", help="A video file (or give --image).")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="An image file (or give --video).")] = None,
     problem_type: Annotated[str | None, typer.Option("--type", help="multiple choice, numerical, OCR, free-form or regression (default: multiple choice with --options, else free-form).")] = None,
@@ -362,17 +413,22 @@ def infer_command(
     """Ask one question about a video or an image; print the model's reasoning and its answer."""
     from videor1.data.records import PROBLEM_TYPES
     from videor1.eval import eval_sampling
+    from videor1.api.client import ChatClient, EndpointError, EndpointGenerator, env_api_key
     from videor1.eval.infer import infer
     from videor1.media.errors import MediaError
 
+    _one_generator(model, endpoint)
     problem_type = problem_type or ("multiple choice" if options else "free-form")
     if problem_type not in PROBLEM_TYPES:
         _fail(f"--type must be one of {', '.join(PROBLEM_TYPES)}, got {problem_type!r}")
     try:
+        sampling = eval_sampling(max_new_tokens, greedy)
+        generator = None if endpoint is None else EndpointGenerator(
+            ChatClient(endpoint, endpoint_model, env_api_key()), sampling)
         result = infer(model, question, video=video, image=image, problem_type=problem_type, options=options,
-                       template=template, frames=frames, max_pixels=max_pixels,
-                       sampling=eval_sampling(max_new_tokens, greedy), dtype=dtype, device=device)
-    except (ValueError, MediaError, FileNotFoundError) as error:
+                       template=template, frames=frames, max_pixels=max_pixels, sampling=sampling, dtype=dtype,
+                       device=device, generator=generator)
+    except (ValueError, MediaError, FileNotFoundError, EndpointError) as error:
         _fail(str(error))
     console.print("[bold]reasoning:[/]")
     console.print(result.reasoning if result.reasoning is not None else result.output, markup=False, highlight=False)
@@ -380,10 +436,95 @@ def infer_command(
     console.print(result.answer if result.answer is not None else "(no <answer> tags)", markup=False, highlight=False)
 
 
+@app.command("serve")
+def serve_command(
+    model: Annotated[Path, typer.Option("--model", help="Local checkpoint directory to serve.")],
+    host: Annotated[str, typer.Option(help="Interface to bind; anything but loopback exposes the model and the media roots to the network (no authentication).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    media_root: Annotated[list[Path] | None, typer.Option("--media-root", help="Directory whose files requests may name by path (repeatable; none: only data: URLs).")] = None,
+    frames: Annotated[int, typer.Option(min=2, help="Frames sampled from each video (a client's prepared clip of N frames needs --frames N).")] = 32,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Max pixels per frame or image.")] = 256 * 28 * 28,
+    min_pixels: Annotated[int, typer.Option(min=1, help="Min pixels per frame.")] = 16 * 28 * 28,
+    served_model_name: Annotated[str | None, typer.Option(help="Model name in /v1/models and requests (default: the directory's name).")] = None,
+    max_request_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body, in MiB (413 above).")] = 256.0,
+    dtype: Annotated[str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="cuda, cpu, … (default: cuda when available).")] = None,
+) -> None:
+    """Serve a checkpoint as an OpenAI-compatible /v1/chat/completions endpoint (images and videos)."""
+    from videor1.api.server import serve, server_media
+
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        _fail(f"--dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
+    try:
+        serve(model, host, port, media_roots=media_root or [], media=server_media(model, frames, max_pixels, min_pixels),
+              served_model_name=served_model_name, max_request_bytes=int(max_request_mb * 2**20), dtype=dtype,
+              device=device)
+    except (ValueError, OSError) as error:
+        _fail(str(error))
+
+
+@app.command("annotate")
+def annotate_command(
+    data: Annotated[Path, typer.Option("--data", help="Training records to annotate (Video-R1-260k format).")],
+    out: Annotated[Path, typer.Option("--out", help="COT file to write (.json or .jsonl); journal, settings and report beside it. Running again resumes.")],
+    teacher: Annotated[Path | None, typer.Option("--teacher", help="Local teacher checkpoint directory (or give --endpoint).")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OpenAI-compatible base URL, e.g. a vLLM server (key: $VIDEOR1_API_KEY or $OPENAI_API_KEY).")] = None,
+    endpoint_model: Annotated[str | None, typer.Option("--endpoint-model", help="Model name on the endpoint (default: its first).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Endpoint requests in flight.")] = 4,
+    media_root: MediaRoot = None,
+    template: Annotated[str, typer.Option(help="Prompt preset or file (the paper annotates with video-r1).")] = "video-r1",
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Keep when the accuracy reward is at least this (0.5: the RL stage's correct threshold).")] = 0.5,
+    min_think_words: Annotated[int, typer.Option(min=1, help="Fewest words of reasoning kept.")] = 20,
+    max_think_words: Annotated[int, typer.Option(min=1, help="Most words of reasoning kept.")] = 500,
+    frames: Annotated[int, typer.Option(min=2, help="Frames per video.")] = 32,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Max pixels per frame or image.")] = 256 * 28 * 28,
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts per teacher call.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest teacher response, in tokens.")] = 1024,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding instead of temperature 0.01, top_p 0.001.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N records.")] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the teacher's sampling.")] = 0,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Annotate again the records journaled as media_error or teacher_error.")] = False,
+    dtype: Annotated[str, typer.Option(help="Local teacher: auto, float32, bfloat16, float16.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="Local teacher: cuda, cpu, … (default: cuda when available).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+) -> None:
+    """Chain-of-thought records from a teacher, filtered by our rewards; the output feeds `videor1 sft`."""
+    from pydantic import ValidationError
+
+    from videor1.data import DataFileError
+    from videor1.data.annotate import REASONS, AnnotateConfig, annotate
+    from videor1.eval import eval_sampling
+
+    try:
+        config = AnnotateConfig(data=data, media_root=media_root, out=out, teacher=teacher, endpoint=endpoint,
+                                endpoint_model=endpoint_model, concurrency=concurrency, template=template,
+                                frames=frames, max_pixels=max_pixels, min_pixels=min(16 * 28 * 28, max_pixels),
+                                sampling=eval_sampling(max_new_tokens, greedy), threshold=threshold,
+                                min_think_words=min_think_words, max_think_words=max_think_words,
+                                batch_size=batch_size, seed=seed, limit=limit, retry_failed=retry_failed,
+                                dtype=dtype, device=device)
+        result = annotate(config, show_progress=progress)
+    except (ValidationError, ValueError, DataFileError, FileNotFoundError) as error:
+        _fail(str(error))
+    report = result.report
+    table = Table(title=f"{out}: {report.kept} of {report.records} records kept")
+    for column in ("outcome", "records", "share", *report.by_data_type):
+        table.add_column(column, justify="left" if column == "outcome" else "right")
+    counts = {"kept": report.kept, **report.rejected}
+    for name in ("kept", *REASONS):
+        table.add_row(name, str(counts[name]), f"{counts[name] / max(report.records, 1):.0%}",
+                      *(str(by[name]) for by in report.by_data_type.values()))
+    console.print(table)
+    console.print(f"report: {result.paths.markdown}; journal: {result.paths.journal}")
+    if report.invalid_records:
+        err_console.print(f"[yellow]warning:[/] {report.invalid_records} invalid input record(s) skipped; "
+                          f"first: {report.invalid_examples[0]}", highlight=False)
+
+
 @data_app.command("import-bench")
 def data_import_bench(
-    bench: Annotated[str, typer.Option("--bench", help="vsibench, videomme, mvbench or tempcompass.")],
-    src: Annotated[Path, typer.Option("--src", help="Official annotations: VSI-Bench / Video-MME parquet, JSON or JSONL; MVBench's json/ directory; TempCompass's multi-choice.json.")],
+    bench: Annotated[str, typer.Option("--bench", help="vsibench, videommmu, mmvu, mvbench, tempcompass or videomme (formats: docs/benchmarks.md).")],
+    src: Annotated[Path, typer.Option("--src", help="Official annotations: VSI-Bench / Video-MME parquet, JSON or JSONL; the lmms-lab/VideoMMMU directory (or one track's parquet); MMVU's validation.json; MVBench's json/ directory; TempCompass's multi-choice.json.")],
     out: Annotated[Path, typer.Option("--out", help="Video-R1 evaluation file to write (.json or .jsonl).")],
     video_dir: Annotated[str | None, typer.Option(help="Folder of the videos under the media root (default: the release's own layout).")] = None,
 ) -> None:
@@ -403,6 +544,33 @@ def data_import_bench(
         err_console.print(f"[yellow]skipped[/] {reason}", highlight=False)
     if len(result.skipped) > 10:
         err_console.print(f"… and {len(result.skipped) - 10} more skipped")
+    for reason, count in result.left_out.items():
+        console.print(f"left out by design: {count} ({reason})", highlight=False)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output directory: data, runs, evaluations, logs, report/. Running again resumes.")] = Path("outputs/demo"),
+    seeds: Annotated[int, typer.Option(min=1, help="RL seeds per arm (the table shows mean ± spread when > 1).")] = 1,
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke version: tiny budgets, a few minutes.")] = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Independent stages run at once (each with cores / jobs torch threads).")] = 1,
+    cache: Annotated[Path | None, typer.Option(help="Cache of perception-pretrained base models (default: ~/.cache/videor1/demo).")] = None,
+    recipes: Annotated[Path | None, typer.Option(help="Directory of the demo recipes (default: the repository's configs/demo).")] = None,
+) -> None:
+    """The whole pipeline in miniature on a CPU: synthetic data, a tiny base model with perception
+    pretraining, SFT, RL arms (GRPO, T-GRPO, ablations), evaluation with ordered and shuffled frames,
+    and a report with the training curves and the ablation table."""
+    from pydantic import ValidationError
+
+    from videor1.demo.pipeline import run_demo
+    from videor1.demo.recipe import load_recipe
+
+    try:
+        report = run_demo(load_recipe(recipes), out, seeds=seeds, quick=quick, cache=cache, jobs=jobs,
+                          console=err_console)
+    except (ValidationError, ValueError, FileNotFoundError, RuntimeError) as error:
+        _fail(str(error))
+    console.print(f"report: {report} and {report.with_suffix('.html')}")
 
 
 if __name__ == "__main__":  # `python -m videor1.cli …`, e.g. under `accelerate launch -m videor1.cli rl …`

@@ -7,12 +7,20 @@ sees only `Generator`: a list of prompts and a seed in, one `Generation` per pro
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from videor1.data.records import Record
+from videor1.media.cache import FrameCache
+from videor1.media.loader import MediaConfig, load_media
+from videor1.media.shuffle import sample_seed
 from videor1.models.inputs import Prompt
+from videor1.prompts import PromptTemplate, build_question
 from videor1.rollout.base import SamplingConfig
+
+log = logging.getLogger(__name__)
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -36,6 +44,38 @@ class Generator(Protocol):
     def __call__(self, prompts: list[Prompt], seed: int) -> list[Generation]:
         """One response per prompt, in order; `seed` makes sampling repeatable."""
         ...
+
+
+def record_prompt(record: Record, template: PromptTemplate, media_root: Path | None, media: MediaConfig,
+                  cache: FrameCache | None = None) -> Prompt:
+    """The record's question (`build_question`) with its decoded video or image; `MediaError` when the
+    media cannot be read. Shared by evaluation and CoT annotation."""
+    loaded = load_media(record, media_root, media, cache)
+    text = build_question(record, template)
+    return Prompt(text, image=loaded) if record.data_type == "image" else Prompt(text, video=loaded)
+
+
+def generate_each(generator: Generator, prompts: list[Prompt], ids: list[str], seed: int
+                  ) -> list[Generation | Exception]:
+    """One generation per prompt; when the batch fails, each prompt alone (a failure stays its own).
+
+    `seed` and the batch's first id seed the batch; a prompt that fails alone is returned as its exception.
+    Shared by evaluation and CoT annotation.
+    """
+    try:
+        out = generator(prompts, sample_seed(seed, "batch", ids[0]))
+        if len(out) != len(prompts):
+            raise RuntimeError(f"generator returned {len(out)} responses for {len(prompts)} prompts")
+        return list(out)
+    except Exception as error:  # noqa: BLE001 - any failure of the batch is retried per sample
+        if len(prompts) == 1:
+            return [error]
+        log.warning("batch of %d (first id %s) failed (%s: %s); retrying sample by sample",
+                    len(prompts), ids[0], type(error).__name__, error)
+    results: list[Generation | Exception] = []
+    for prompt, sample_id in zip(prompts, ids, strict=True):
+        results.extend(generate_each(generator, [prompt], [sample_id], seed))
+    return results
 
 
 def pick_device(device: str | None = None) -> str:

@@ -28,14 +28,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from videor1.data.loading import load_records
 from videor1.data.records import EvalRecord, Record
 from videor1.eval.benchmarks import Benchmark, detect_benchmark, get_benchmark, sample_ids
-from videor1.eval.generate import Dtype, Generation, Generator, HFGenerator, eval_sampling, vision_factor
+from videor1.eval.generate import (Dtype, Generation, Generator, HFGenerator, eval_sampling, generate_each,
+                                   record_prompt, vision_factor)
 from videor1.eval.progress import EvalProgress, eval_progress
 from videor1.eval.report import BenchmarkSummary, write_benchmark_report, write_report
 from videor1.eval.results import ResultLog, check_settings
 from videor1.eval.scoring import SampleResult, aggregate, sample_result, temporal_reliance
 from videor1.media.cache import FrameCache
 from videor1.media.errors import MediaError
-from videor1.media.loader import PIXELS, MediaConfig, load_media
+from videor1.media.loader import PIXELS, MediaConfig
 from videor1.media.shuffle import ShuffleMode, apply_permutation, sample_seed, shuffle_permutation
 from videor1.models.inputs import Prompt
 from videor1.prompts import PromptTemplate, build_question, load_template
@@ -64,6 +65,11 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Path | None = Field(default=None, description="Local checkpoint directory (real Qwen-VL or tiny).")
+    endpoint: str | None = Field(default=None, description="Instead of a model: base URL of an OpenAI-compatible "
+                                 "server (videor1 serve, vLLM); each prompt is one request (videor1.api.client).")
+    endpoint_model: str | None = Field(default=None, description="Model name at the endpoint (default: the "
+                                       "first it lists).")
+    concurrency: int = Field(default=4, ge=1, description="Endpoint requests in flight at once.")
     bench: str = Field(description="Benchmark adapter (vsibench, videommmu, mmvu, mvbench, tempcompass, "
                                    "videomme, synthetic, generic), or 'all' with a directory as data.")
     data: Path = Field(description="Evaluation file in the Video-R1 format (or a directory with bench=all).")
@@ -92,6 +98,8 @@ class EvalConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:
+        if self.model is not None and self.endpoint is not None:
+            raise ValueError("give a model (local checkpoint) or an endpoint (URL), not both")
         if self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels={self.min_pixels} > max_pixels={self.max_pixels}: "
                              "lower min_pixels or raise max_pixels")
@@ -114,6 +122,8 @@ class EvalConfig(BaseModel):
         for key in ("model", "data", "media_root"):
             if values[key] is not None:
                 values[key] = str(Path(values[key]).resolve())
+        if self.endpoint is not None:  # only then: local runs keep the settings they resume against
+            values.update(endpoint=self.endpoint, endpoint_model=self.endpoint_model)
         return {**values, "benchmark": bench.name, "condition": condition}
 
 
@@ -145,35 +155,13 @@ class _Context:
 
 def _prompt(item: Item, ctx: _Context) -> tuple[str, Prompt, list[int] | None]:
     """The question text, the prompt with its media (frames shuffled when asked), and the frame order."""
-    text = build_question(item.record, ctx.template)
-    media = load_media(item.record, ctx.media_root, ctx.media, ctx.cache)
-    if item.record.data_type == "image":
-        return text, Prompt(text, image=media), None
-    permutation = None
-    if ctx.shuffle is not None:
-        seed = sample_seed(ctx.config.seed, "eval-shuffle", item.id)
-        permutation = shuffle_permutation(len(media.frames), ctx.shuffle, seed)
-        media = dataclasses.replace(media, frames=apply_permutation(media.frames, permutation))
-    return text, Prompt(text, video=media), permutation
-
-
-def _generate(generator: Generator, prompts: list[Prompt], ids: list[str], seed: int
-              ) -> list[Generation | Exception]:
-    """One generation per prompt; when the batch fails, each prompt alone (a failure stays its own)."""
-    try:
-        out = generator(prompts, sample_seed(seed, "batch", ids[0]))
-        if len(out) != len(prompts):
-            raise RuntimeError(f"generator returned {len(out)} responses for {len(prompts)} prompts")
-        return list(out)
-    except Exception as error:  # noqa: BLE001 - any failure of the batch is retried per sample
-        if len(prompts) == 1:
-            return [error]
-        log.warning("batch of %d (first id %s) failed (%s: %s); retrying sample by sample",
-                    len(prompts), ids[0], type(error).__name__, error)
-    results: list[Generation | Exception] = []
-    for prompt, sample_id in zip(prompts, ids, strict=True):
-        results.extend(_generate(generator, [prompt], [sample_id], seed))
-    return results
+    prompt = record_prompt(item.record, ctx.template, ctx.media_root, ctx.media, ctx.cache)
+    if prompt.video is None or ctx.shuffle is None:
+        return prompt.text, prompt, None
+    seed = sample_seed(ctx.config.seed, "eval-shuffle", item.id)
+    permutation = shuffle_permutation(len(prompt.video.frames), ctx.shuffle, seed)
+    prompt.video = dataclasses.replace(prompt.video, frames=apply_permutation(prompt.video.frames, permutation))
+    return prompt.text, prompt, permutation
 
 
 Loaded = tuple[Item, str, Prompt | Exception, list[int] | None]  # item, question, prompt or why not, frame order
@@ -210,7 +198,7 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
             outputs: list[Generation | Exception] = []
             if live:
                 seed = sample_seed(config.seed, ctx.condition, chunk[0].id)
-                outputs = _generate(generator, [prompt for _, _, prompt, _ in live], [e[0].id for e in live], seed)
+                outputs = generate_each(generator, [prompt for _, _, prompt, _ in live], [e[0].id for e in live], seed)
             answers = dict(zip((e[0].id for e in live), outputs, strict=True))
             for item, text, prompt, permutation in loaded:
                 if item.id in results:  # done before a kill: its batch was only rerun for the others
@@ -229,17 +217,17 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
 def run_eval(config: EvalConfig, generator: Generator | None = None, show_progress: bool = True) -> EvalResult:
     """Evaluate one benchmark file (resuming any earlier run into the same out_dir) and write its reports.
 
-    `generator`: answers prompts; default an `HFGenerator` on `config.model`, loaded only when some
-    sample is still to be generated.
+    `generator`: answers prompts; default an `HFGenerator` on `config.model` (or an `EndpointGenerator` on
+    `config.endpoint`), made only when some sample is still to be generated.
     """
     started = time.perf_counter()
     bench = get_benchmark(config.bench)
     loaded = load_records(config.data, kind=EvalRecord, media_root=config.media_root)
     records = loaded.records[:config.limit] if config.limit else loaded.records
     items = [Item(i, r) for i, r in zip(sample_ids(records), records, strict=True)]
-    if generator is None and config.model is None:
-        raise ValueError("EvalConfig.model is required (a local checkpoint directory)")
-    media = config.media(vision_factor(config.model))
+    if generator is None and config.model is None and config.endpoint is None:
+        raise ValueError(_NO_MODEL)
+    media = config.media(vision_factor(config.model))  # an endpoint: 28, Qwen2/2.5-VL's side multiple
     template = load_template(config.template)
     generator = generator if generator is not None else _LazyGenerator(config)
     config.out_dir.mkdir(parents=True, exist_ok=True)
@@ -290,15 +278,19 @@ def run_suite(config: EvalConfig, generator: Generator | None = None, show_progr
     if not known:
         raise ValueError(f"{config.data}: no evaluation file named after a benchmark "
                          "(eval_vsibench.json, eval_videomme.json, …)")
-    if generator is None and config.model is None:
-        raise ValueError("EvalConfig.model is required (a local checkpoint directory)")
+    if generator is None and config.model is None and config.endpoint is None:
+        raise ValueError(_NO_MODEL)
     generator = generator if generator is not None else _LazyGenerator(config)
     return [run_eval(config.model_copy(update={"bench": bench.name, "data": path}), generator, show_progress)
             for path, bench in known]
 
 
+_NO_MODEL = "EvalConfig needs a model (a local checkpoint directory) or an endpoint (a server URL)"
+
+
 class _LazyGenerator:
-    """An HFGenerator loaded on first use and then shared (run_suite: one model for every benchmark)."""
+    """The config's generator, made on first use and then shared (run_suite: one model for every
+    benchmark): an HFGenerator on `model`, or an EndpointGenerator on `endpoint`."""
 
     def __init__(self, config: EvalConfig):
         self.config, self.inner = config, None
@@ -306,5 +298,11 @@ class _LazyGenerator:
     def __call__(self, prompts: list[Prompt], seed: int) -> list[Generation]:
         if self.inner is None:
             c = self.config
-            self.inner = HFGenerator(c.model, c.sampling, c.dtype, c.device)
+            if c.endpoint is not None:
+                from videor1.api.client import ChatClient, EndpointGenerator, env_api_key
+
+                client = ChatClient(c.endpoint, c.endpoint_model, env_api_key(), concurrency=c.concurrency)
+                self.inner = EndpointGenerator(client, c.sampling)
+            else:
+                self.inner = HFGenerator(c.model, c.sampling, c.dtype, c.device)
         return self.inner(prompts, seed)

@@ -18,11 +18,13 @@ from videor1.media.video import Clip
 
 @dataclass
 class Prompt:
-    """One user turn: the question text and at most one image or video."""
+    """One user turn: the question text and at most one image or video; optionally a system message
+    (None: the chat template's default one, e.g. Qwen's "You are a helpful assistant.")."""
 
     text: str
     image: Image.Image | None = None
     video: Clip | None = None
+    system: str | None = None
 
     def messages(self) -> list[dict]:
         content: list[dict] = []
@@ -31,7 +33,8 @@ class Prompt:
         if self.video is not None:
             content.append({"type": "video"})
         content.append({"type": "text", "text": self.text})
-        return [{"role": "user", "content": content}]
+        system = [] if self.system is None else [{"role": "system", "content": self.system}]
+        return [*system, {"role": "user", "content": content}]
 
 
 def video_metadata(clip: Clip):

@@ -14,7 +14,6 @@ the run, and the next run retries them only with `retry_failed`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,7 +40,6 @@ from videor1.models.inputs import Prompt
 from videor1.prompts import load_template
 from videor1.rollout.base import SamplingConfig
 
-API_KEY_VARIABLES = ("VIDEOR1_API_KEY", "OPENAI_API_KEY")
 
 
 class AnnotateConfig(BaseModel):
@@ -56,7 +54,7 @@ class AnnotateConfig(BaseModel):
                                   "beside it (<stem>.journal.jsonl, <stem>.settings.json, <stem>.report.json/.md).")
     teacher: Path | None = Field(default=None, description="Local teacher checkpoint directory.")
     endpoint: str | None = Field(default=None, description="Or an OpenAI-compatible server's base URL (e.g. vLLM); "
-                                 f"API key from ${API_KEY_VARIABLES[0]} or ${API_KEY_VARIABLES[1]}.")
+                                 "API key from $VIDEOR1_API_KEY or $OPENAI_API_KEY.")
     endpoint_model: str | None = Field(default=None, description="Model name on the endpoint (default: its first).")
     concurrency: int = Field(default=4, ge=1, description="Endpoint requests in flight (at most batch_size).")
     template: str = Field(default="video-r1", description="Prompt preset or file; the paper annotates with the "
@@ -126,17 +124,13 @@ class AnnotateResult:
     paths: AnnotatePaths
 
 
-def api_key() -> str | None:
-    return next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
-
-
 def make_teacher(config: AnnotateConfig) -> Generator:
     """The local checkpoint or the endpoint, behind the same `Generator` protocol."""
     if config.teacher is not None:
         return HFGenerator(config.teacher, config.sampling, config.dtype, config.device)
-    from videor1.api.client import ChatClient, EndpointGenerator
+    from videor1.api.client import ChatClient, EndpointGenerator, env_api_key
 
-    client = ChatClient(config.endpoint, model=config.endpoint_model, api_key=api_key(),
+    client = ChatClient(config.endpoint, model=config.endpoint_model, api_key=env_api_key(),
                         concurrency=config.concurrency)
     return EndpointGenerator(client, config.sampling)
 

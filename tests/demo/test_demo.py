@@ -1,0 +1,93 @@
+"""`videor1 demo --quick` end to end, from the command line, and its resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from videor1.demo.recipe import load_recipe
+
+
+def test_recipe_loads_and_names_every_stage_file():
+    recipe = load_recipe()
+    assert {"full", "quick"} <= set(recipe.budgets)
+    assert {arm.name for arm in recipe.arms} >= {"grpo", "tgrpo", "tgrpo-adv"}
+    assert any(arm.start == "perception" for arm in recipe.arms)  # the "zero" ablation
+    assert any(arm.videos_only for arm in recipe.arms)  # the "no image data" ablation
+
+
+def test_base_model_cache_key_follows_the_recipe(tmp_path):
+    recipe = load_recipe()
+    budget = recipe.budgets["full"]
+    key = recipe.base_key(budget, {"torch": "1"})
+    assert key == recipe.base_key(budget, {"torch": "1"})
+    assert key != recipe.base_key(budget.model_copy(update={"perception_steps": 1}), {"torch": "1"})
+    assert key != recipe.base_key(budget, {"torch": "2"})
+    assert key != recipe.base_key(budget.model_copy(update={"synth_n": 9}), {"torch": "1"})
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end_and_resume(tmp_path):
+    out, cache = tmp_path / "demo", tmp_path / "cache"
+    command = [sys.executable, "-m", "videor1.cli", "demo", "--quick", "--out", str(out), "--cache", str(cache),
+               "--jobs", "2"]
+    # interrupted (the whole process group, as Ctrl-C would) once the SFT stage has finished
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (out / "stages" / "sft.json").is_file():
+        assert first.poll() is None and time.monotonic() < deadline, "the demo stopped before its SFT stage finished"
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    data_log = (out / "logs" / "data.log").read_text()
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    for stage in ("data", "base", "sft"):
+        assert f"{stage}: finished earlier" in done.stderr
+    assert (out / "logs" / "data.log").read_text() == data_log  # not run again
+
+    report = out / "report"
+    for name in ("report.md", "report.html", "curves.png", "ablation.png"):
+        assert (report / name).stat().st_size > 0, name
+    html = (report / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2  # self-contained: both plots inlined
+    md = (report / "report.md").read_text()
+    assert md.index("Training curves") < md.index("Ablation")
+
+    recipe = load_recipe()
+    table = md.split("## Ablation")[1].split("\n## ")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    for title in ["SFT (before RL)", *(arm.title for arm in recipe.arms)]:
+        cells = rows[title].strip("| ").split(" | ")
+        assert len(cells) == 8 and all(_number(c) for c in cells[2:]), rows[title]  # a number for every column
+    bonus = md.split("## Where the temporal bonus acted")[1].split("\n## ")[0]
+    assert "T-GRPO (bonus on the advantage)" in bonus
+
+    # every stage ran through the real commands and recorded them
+    stages = {p.relative_to(out / "stages").with_suffix("").as_posix() for p in (out / "stages").rglob("*.json")}
+    runs = [f"{arm.name}-s0" for arm in recipe.arms]
+    assert stages == {"data", "data-videos", "base", "sft", "eval/sft", *(f"rl/{r}" for r in runs),
+                      *(f"eval/{r}" for r in runs)}
+    sft = json.loads((out / "stages" / "sft.json").read_text())
+    assert "-m videor1.cli sft --config" in sft["commands"][0]
+    assert (cache / next(p.name for p in cache.iterdir() if p.name.startswith("base-")) / "config.json").is_file()
+
+    # a second run finds everything finished (and rewrites the report only)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("finished earlier") == len(stages)
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell.split(" ± ")[0])
+        return True
+    except ValueError:
+        return False
