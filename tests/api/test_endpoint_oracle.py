@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from api_support import PIXELS, api_media, running
+from api_support import PIXELS, api_media, running, serve_command
 from rl_support import supervise
 from typer.testing import CliRunner
 
@@ -139,39 +133,15 @@ def test_infer_through_the_endpoint(trained, endpoint, api_root):
     assert neither.exit_code == 2 and "exactly one of --model" in neither.output
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_the_serve_command(api_root, tmp_path):
-    port = free_port()
-    command = [sys.executable, "-m", "videor1.cli", "serve", "--model", str(api_root / "tiny"), "--port", str(port),
-               "--media-root", str(api_root / "synth"), "--frames", "8", "--max-pixels", str(PIXELS),
-               "--served-model-name", "tiny-served", "--max-request-mb", "0.01"]
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "videor1 serve did not come up"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert ChatClient(f"http://127.0.0.1:{port}").models() == ["tiny-served"]
+    with serve_command(api_root / "tiny", api_root / "synth", tmp_path / "serve.log", "--served-model-name",
+                       "tiny-served", "--max-request-mb", "0.01") as url:
+        assert ChatClient(url).models() == ["tiny-served"]
         video = sorted((api_root / "synth" / "videos").glob("*.mp4"))[0]
         body = {"model": "tiny-served", "max_tokens": 2, "messages": [{"role": "user", "content": [
             {"type": "video_url", "video_url": {"url": str(video)}}, {"type": "text", "text": "Which way?"}]}]}
-        answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=60)
+        answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
         assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 2
-        too_big = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60,
+        too_big = httpx.post(f"{url}/v1/chat/completions", timeout=60,
                              json={**body, "messages": [{"role": "user", "content": "x" * 20_000}]})
         assert too_big.status_code == 413  # --max-request-mb 0.01
-    finally:
-        os.kill(proc.pid, signal.SIGINT)
-        proc.wait(timeout=30)
-        log.close()
