@@ -120,6 +120,22 @@ def test_free_form_and_ocr_scores_are_continuous_accuracies():
     assert row.score == pytest.approx(2 / 3)  # WER 1/3
 
 
+@pytest.mark.parametrize(("problem_type", "answer", "generic", "synthetic"), [
+    ("free-form", "red", 2 / 3, 1.0),  # a right one-word answer: ROUGE-1 and -L 1, ROUGE-2 0 (no bigram)
+    ("free-form", "blue", 0.0, 0.0),
+    ("OCR", "hello world", 2 / 3, 1.0),  # against "hello big world": 1 - WER = 2/3 >= 0.5
+    ("OCR", "hello", 1 / 3, 0.0),
+])
+def test_the_synthetic_benchmark_counts_text_answers_correct_by_the_training_rule(problem_type, answer, generic,
+                                                                                   synthetic):
+    truth = "red" if problem_type == "free-form" else "hello big world"
+    record = EvalRecord.model_validate({"problem_id": 1, "problem": "q", "data_type": "image",
+                                        "problem_type": problem_type, "options": [],
+                                        "solution": f"<answer>{truth}</answer>", "path": "a.png"})
+    assert scored("generic", record, said(answer)).score == pytest.approx(generic)
+    assert scored("synthetic", record, said(answer)).score == synthetic
+
+
 @pytest.mark.parametrize(("bench", "extra", "path", "category"), [
     ("tempcompass", {"dim": "speed"}, "v.mp4", "speed"),
     ("mvbench", {"task": "Action Sequence"}, "v.mp4", "action_sequence"),

@@ -15,7 +15,7 @@ allowed, `data_source` when it names more than the benchmark itself; then a keyw
 | mvbench               | task        | task, task_type, sub_task, category                       | data_source       |
 | tempcompass           | dimension   | dim, dimension, temporal_aspect, category, task           | data_source       |
 | videomme              | duration    | duration, duration_category (short / medium / long)       | unknown; also `task_type` and `domain` breakdowns when present |
-| synthetic             | task        | task                                                      | also `temporal`: temporal / static from the bool field |
+| synthetic             | task        | task                                                      | also `temporal`: temporal / static; OCR and free-form count as correct (1) at reward ≥ 0.5, as in RL |
 | generic               | source      | category, task, data_source                               | unknown           |
 
 VSI-Bench's numerical tasks (object_counting, object_abs_distance, object_size_estimation,
@@ -73,6 +73,9 @@ class Benchmark:
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()  # further breakdowns: (name, fields)
     flags: tuple[tuple[str, str, str], ...] = ()  # bool field -> (field, label if true, label if false)
     mra_tasks: frozenset[str] = frozenset()
+    # Score OCR / free-form items 1 when their reward reaches this (RL's "correct" rule), else 0; None:
+    # the continuous reward (a one-word free-form answer then scores at most 2/3: no ROUGE-2 bigram).
+    correct_at: float | None = None
 
     def category_of(self, record: Record) -> str:
         for name in self.fields:
@@ -126,7 +129,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("videomme", "Video-MME", "duration", ("duration", "duration_category"),
               extra=(("task_type", ("task_type",)), ("domain", ("domain",)))),
     Benchmark("synthetic", "Synthetic", "task", ("task",), aliases=("synth",),
-              flags=(("temporal", "temporal", "static"),)),
+              flags=(("temporal", "temporal", "static"),), correct_at=0.5),
     Benchmark("generic", "Generic", "source", ("category", "task", "data_source")),
 )}
 

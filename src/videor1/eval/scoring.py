@@ -48,11 +48,13 @@ def read_answer(output: str) -> str:
     return (output if answer is None else answer).strip() if isinstance(output, str) else ""
 
 
-def score_answer(answer: str, record: Record, metric: Metric) -> tuple[str | float | None, float]:
+def score_answer(answer: str, record: Record, metric: Metric, correct_at: float | None = None
+                 ) -> tuple[str | float | None, float]:
     """(what the answer was read as, its score in [0, 1]) against the record's ground truth.
 
     prediction: the option letter (multiple choice), the number (numerical, MRA), the text (OCR,
-    free-form), or None when nothing could be read.
+    free-form), or None when nothing could be read. `correct_at`: OCR / free-form score 1 when their
+    reward reaches it, else 0 (None: the reward itself).
     """
     if metric == "mra":
         pred, gt = parse_number(answer), parse_number(record.answer)
@@ -64,7 +66,8 @@ def score_answer(answer: str, record: Record, metric: Metric) -> tuple[str | flo
     if record.problem_type == "numerical":
         return parse_number(answer), numerical_reward(answer, record.answer)
     if record.problem_type in _TEXT_SCORES:
-        return answer, _TEXT_SCORES[record.problem_type](answer, record.answer)
+        score = _TEXT_SCORES[record.problem_type](answer, record.answer)
+        return answer, score if correct_at is None else float(score >= correct_at)
     return None, 0.0  # regression is always MRA: unreachable for valid records
 
 
@@ -110,7 +113,7 @@ def sample_result(record: Record, sample_id: str, bench: Benchmark, condition: s
         return row
     row.output = output or ""
     row.answer = read_answer(row.output)
-    row.prediction, row.score = score_answer(row.answer, record, metric)
+    row.prediction, row.score = score_answer(row.answer, record, metric, bench.correct_at)
     return row
 
 
