@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/videor1 demo --jobs 2 "$@"
+exec .venv/bin/videor1 demo "$@"

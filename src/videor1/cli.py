@@ -553,7 +553,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory: data, runs, evaluations, logs, report/. Running again resumes.")] = Path("outputs/demo"),
     seeds: Annotated[int, typer.Option(min=1, help="RL seeds per arm (the table shows mean ± spread when > 1).")] = 1,
     quick: Annotated[bool, typer.Option("--quick", help="Smoke version: tiny budgets, a few minutes.")] = False,
-    jobs: Annotated[int, typer.Option(min=1, help="Independent stages run at once (each with cores / jobs torch threads).")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help="Independent stages (RL arms, evaluations) run side by side, sharing the cores.")] = 2,
     cache: Annotated[Path | None, typer.Option(help="Cache of perception-pretrained base models (default: ~/.cache/videor1/demo).")] = None,
     recipes: Annotated[Path | None, typer.Option(help="Directory of the demo recipes (default: the repository's configs/demo).")] = None,
 ) -> None:

@@ -35,8 +35,7 @@ def test_base_model_cache_key_follows_the_recipe(tmp_path):
 @pytest.mark.slow
 def test_quick_demo_end_to_end_and_resume(tmp_path):
     out, cache = tmp_path / "demo", tmp_path / "cache"
-    command = [sys.executable, "-m", "videor1.cli", "demo", "--quick", "--out", str(out), "--cache", str(cache),
-               "--jobs", "2"]
+    command = [sys.executable, "-m", "videor1.cli", "demo", "--quick", "--out", str(out), "--cache", str(cache)]
     # interrupted (the whole process group, as Ctrl-C would) once the SFT stage has finished
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600

@@ -14,7 +14,8 @@ A finished stage leaves `stages/<name>.json` (its commands and seconds); running
 skips finished stages, and a training stage cut off midway continues from its last checkpoint
 (`--resume`), an evaluation from its last fsynced sample. Each stage's output goes to
 `logs/<name>.log`; the terminal shows one progress bar per stage, read from the stage's metrics.
-Independent stages run `jobs` at a time, each with `threads` torch threads.
+Independent stages run `jobs` at a time; the cores are split between the stages running side by
+side (a stage alone gets them all), unless `threads` fixes each stage's torch threads.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from videor1.demo.recipe import Arm, Budget, DemoRecipe
 from videor1.train.checkpoint import latest_checkpoint
 
 DATA_FILES = ("rl_train", "cot_train", "eval", "describe")
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def videor1(*args: str | Path) -> list[str]:
@@ -148,6 +150,7 @@ class Demo:
             f"run.max_steps={b.sft_steps}", f"run.save_every={b.sft_steps}", *common,
             *([f"eval.max_new_tokens={cap}"] if cap else []))],
             after=("base",), progress=_training_progress(out / "sft", b.sft_steps)))
+        stages.append(self._eval_stage("sft", 0))
         for arm, seed, run in self.runs():
             start = self.base_dir if arm.start == "perception" else None
             train_file = data / ("rl_videos.json" if arm.videos_only else "rl_train.json")
@@ -159,16 +162,19 @@ class Demo:
                 *([f"sampling.max_new_tokens={cap}"] if cap else []))],
                 after=("sft", "base") + (("data-videos",) if arm.videos_only else ()),
                 progress=_training_progress(out / "rl" / run, b.rl_steps), note=arm.title))
-        for model, run_dir in self.models().items():
-            seed = int(model.rsplit("-s", 1)[1]) if model != "sft" else 0
-            limit = ["--limit", str(b.eval_items)] if b.eval_items else []
-            stages.append(Stage(f"eval/{model}", [videor1(
-                "eval", "--model", f"{{{model}}}", "--data", data / "eval.json", "--out", out / "eval" / model,
-                "--seed", seed, "--cache-dir", out / "frames", "--no-progress", *limit, *r.eval,
-                *([f"--max-new-tokens={cap}"] if cap else []))],
-                after=("sft" if model == "sft" else f"rl/{model}",),
-                progress=_eval_progress(out / "eval" / model, self.eval_items)))
+            stages.append(self._eval_stage(run, seed))
         return stages
+
+    def _eval_stage(self, model: str, seed: int) -> Stage:
+        """`videor1 eval` of one trained model, ordered and shuffled frames (the recipe's arguments)."""
+        b, out = self.budget, self.out
+        limit = ["--limit", str(b.eval_items)] if b.eval_items else []
+        cap = [f"--max-new-tokens={b.max_new_tokens}"] if b.max_new_tokens else []
+        return Stage(f"eval/{model}", [videor1(
+            "eval", "--model", f"{{{model}}}", "--data", self.data / "eval.json", "--out", out / "eval" / model,
+            "--seed", seed, "--cache-dir", out / "frames", "--no-progress", *limit, *self.recipe.eval, *cap)],
+            after=("sft" if model == "sft" else f"rl/{model}",),
+            progress=_eval_progress(out / "eval" / model, self.eval_items))
 
     def _base_stage(self) -> Stage:
         """The tiny model with perception pretraining, built once per recipe key into the cache."""
@@ -221,7 +227,7 @@ class Demo:
 class StageRunner:
     """Runs stages in dependency order, `jobs` at a time, skipping those already finished."""
 
-    def __init__(self, demo: Demo, jobs: int, threads: int, console: Console):
+    def __init__(self, demo: Demo, jobs: int, threads: int | None, console: Console):
         self.demo, self.jobs, self.threads, self.console = demo, jobs, threads, console
         self.markers = demo.out / "stages"
         self.logs = demo.out / "logs"
@@ -249,10 +255,12 @@ class StageRunner:
             try:
                 while pending or running:
                     ready = [s for s in pending.values() if all(map(self.finished, s.after))]
+                    # the cores are shared by the stages that will run side by side
+                    threads = self.threads or max(1, CORES // min(self.jobs, len(ready) + len(running)))
                     for stage in ready[: self.jobs - len(running)]:
                         del pending[stage.name]
                         task = bar.add_task(stage.name, total=None, note=stage.note)
-                        running[pool.submit(self._run_stage, stage)] = (stage, task)
+                        running[pool.submit(self._run_stage, stage, threads)] = (stage, task)
                     if not running:
                         raise RuntimeError(f"stages {sorted(pending)} wait on stages that did not finish")
                     done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -270,9 +278,9 @@ class StageRunner:
                 if state is not None and state[1] > 0:
                     bar.update(task, completed=state[0], total=state[1])
 
-    def _run_stage(self, stage: Stage) -> None:
+    def _run_stage(self, stage: Stage, threads: int) -> None:
         started = time.perf_counter()
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         log = self.logs / f"{stage.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         commands = [self.demo.resolve(c) for c in stage.commands]
@@ -296,7 +304,7 @@ class StageRunner:
 
 
 def run_demo(recipe: DemoRecipe, out: Path, seeds: int = 1, quick: bool = False, cache: Path | None = None,
-             jobs: int = 1, threads: int | None = None, console: Console | None = None) -> Path:
+             jobs: int = 2, threads: int | None = None, console: Console | None = None) -> Path:
     """Run (or resume) the demo into `out`; returns the report's Markdown path."""
     from videor1.demo.report import write_report
 
@@ -314,6 +322,5 @@ def run_demo(recipe: DemoRecipe, out: Path, seeds: int = 1, quick: bool = False,
     demo = Demo(recipe, budget_name, out, seeds, cache)
     if not (demo.base_dir / "config.json").is_file():  # the cache was cleared: build the base model again
         (out / "stages" / "base.json").unlink(missing_ok=True)
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     StageRunner(demo, jobs, threads, console).run(demo.stages())
     return write_report(demo)
