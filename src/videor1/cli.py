@@ -328,6 +328,7 @@ def evaluate(
 
     from videor1.data import DataFileError
     from videor1.eval import EvalConfig, eval_sampling, run_suite
+    from videor1.eval.runner import EndpointUnavailable
 
     _one_generator(model, endpoint)
     try:
@@ -340,7 +341,7 @@ def evaluate(
                             batch_size=batch_size, shuffle=shuffle, temporal_reliance=temporal_reliance, seed=seed,
                             dtype=dtype, device=device, limit=limit, cache_dir=cache_dir)
         results = run_suite(config, show_progress=progress)
-    except (ValidationError, ValueError, DataFileError, FileNotFoundError) as error:
+    except (ValidationError, ValueError, DataFileError, FileNotFoundError, EndpointUnavailable) as error:
         _fail(str(error))
 
     table = Table(title=f"{out} (scores in %, failed samples score 0)")

@@ -10,9 +10,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
-from videor1.api.client import ChatClient, EndpointError, EndpointGenerator
+from videor1.api.client import MAX_RETRY_AFTER, ChatClient, EndpointError, EndpointGenerator, _retry_after
 from videor1.models.inputs import Prompt
 from videor1.rollout.base import SamplingConfig
 
@@ -166,3 +167,29 @@ def test_the_endpoint_generator_names_the_failed_prompt():
         assert sent == [("x", 5, 0.0, 9), ("y", 6, 0.0, 9)]
         with pytest.raises(EndpointError, match="prompt 1 of 2 failed"):
             EndpointGenerator(client, sampling)([Prompt("x"), Prompt("bad")], seed=5)
+
+
+def test_an_endpoint_that_is_no_http_url_fails_at_once():
+    # "localhost:8000" parses with the scheme "localhost": httpx's UnsupportedProtocol is a TransportError,
+    # which was retried with back-off on every request as if the server were down
+    for url in ("localhost:8000", "127.0.0.1:8000/v1", "ftp://host/v1", "http://"):
+        with pytest.raises(ValueError, match="http"):
+            ChatClient(url, model="m")
+
+
+def test_a_null_usage_is_an_endpoint_error_not_an_escaping_one():
+    import httpx
+
+    answer = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "x"}}],
+              "usage": None}
+    with ChatClient("http://127.0.0.1:9/v1", model="m", max_retries=0) as client:
+        client.http = httpx.Client(base_url=client.base_url,
+                                   transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer)))
+        [reply] = client.chat_many([user("a")], max_tokens=4)
+    assert isinstance(reply, EndpointError) and "unexpected answer" in reply.message
+
+
+@pytest.mark.parametrize(("header", "expected"), [("3", 3.0), ("inf", MAX_RETRY_AFTER), ("1e309", MAX_RETRY_AFTER),
+                                                  ("nan", 0.0), ("-5", 0.0), ("soon", None)])
+def test_retry_after_is_read_and_bounded(header, expected):
+    assert _retry_after(httpx.Response(503, headers={"retry-after": header})) == expected

@@ -120,3 +120,12 @@ def test_local_paths_are_confined_to_the_media_roots(tmp_path):
     with pytest.raises(APIError) as caught:
         confined_path("ok.png", "p", roots)
     assert caught.value.status == 400 and "absolute" in caught.value.message
+
+
+def test_a_nul_in_a_local_path_is_a_400_not_an_escaping_error(tmp_path):
+    # os.path.realpath raises ValueError on a NUL: it escaped as a plain-text 500, which clients retry
+    roots = MediaPolicy.create([tmp_path], api_media()).roots
+    for url in (f"{tmp_path}/a\x00.png", f"file://{tmp_path}/a%00.png"):
+        with pytest.raises(APIError) as caught:
+            confined_path(url, "p", roots)
+        assert caught.value.status == 400 and "NUL" in caught.value.message, url

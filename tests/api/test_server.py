@@ -201,3 +201,22 @@ def test_serving_beyond_loopback_warns(server, monkeypatch, caplog):
     assert calls[-1]["host"] == "0.0.0.0" and "no authentication" in caplog.text
     with pytest.raises(ValueError, match="not a directory"):
         serve(server.model, media_roots=[server.root / "eval.json"])
+
+
+def test_an_unexpected_server_error_is_a_500_in_openais_shape_without_internals(api_root, monkeypatch):
+    from api_support import Served, running
+
+    from videor1.api.server import create_app
+
+    app = create_app(api_root / "tiny", [api_root / "synth"], api_media())
+    monkeypatch.setattr(app.state.service, "generate",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError("/secret/dir/tmp.mp4: disk full")))
+    monkeypatch.setattr(app.state.service, "models", lambda: (_ for _ in ()).throw(KeyError("/secret/models")))
+    with running(app) as url:
+        served = Served(url, "tiny", api_root / "synth", api_root / "tiny")
+        answer = post(served, chat(served, [{"role": "user", "content": "hello"}]))
+        models = httpx.get(f"{url}/v1/models", timeout=30)
+    for response in (answer, models):
+        assert response.status_code == 500
+        assert set(response.json()["error"]) >= {"message", "type"}
+        assert "secret" not in response.text

@@ -32,6 +32,51 @@ def test_base_model_cache_key_follows_the_recipe(tmp_path):
     assert key != recipe.base_key(budget.model_copy(update={"synth_n": 9}), {"torch": "1"})
 
 
+class _Out:
+    """The part of a `Demo` the stage runner uses: where it writes, and placeholder resolution."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def resolve(self, argv):
+        return argv
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_a_failed_stage_stops_the_others_at_once_and_finished_ones_are_kept(tmp_path):
+    from rich.console import Console
+
+    from videor1.demo.pipeline import Stage, StageRunner
+
+    stages = [Stage("ok", [_python("pass")]), Stage("slow", [_python("import time; time.sleep(120)")]),
+              Stage("fails", [_python("import sys; print('boom'); sys.exit(3)")], after=("ok",))]
+    runner = StageRunner(_Out(tmp_path), jobs=2, threads=1, console=Console(stderr=True, quiet=True))
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"'fails' failed \(exit 3\)[\s\S]*boom"):
+        runner.run(stages)
+    assert time.monotonic() - started < 60  # the sleeping stage was stopped, not waited for
+    assert runner.finished("ok") and not runner.finished("slow") and not runner.finished("fails")
+
+
+def test_a_finished_stage_made_by_another_recipe_is_refused(tmp_path):
+    from rich.console import Console
+
+    from videor1.demo.pipeline import Stage, StageRunner
+
+    recipe = tmp_path / "rl.yaml"
+    recipe.write_text("optim: {lr: 1.0e-5}\n")
+    stage = lambda: Stage("rl", [_python("pass") + [f"--config={recipe}"]])  # noqa: E731
+    runner = StageRunner(_Out(tmp_path), jobs=1, threads=1, console=Console(stderr=True, quiet=True))
+    runner.run([stage()])
+    runner.run([stage()])  # unchanged: finished earlier
+    recipe.write_text("optim: {lr: 1.0e-4}\n")
+    with pytest.raises(ValueError, match="stage 'rl' was run with other commands or recipes"):
+        runner.run([stage()])
+
+
 @pytest.mark.slow
 def test_quick_demo_end_to_end_and_resume(tmp_path):
     out, cache = tmp_path / "demo", tmp_path / "cache"

@@ -10,7 +10,7 @@ import pytest
 from eval_factories import said, write_image, write_video
 
 from videor1.eval import EvalConfig, Generation, SettingsMismatch, run_eval, run_suite
-from videor1.eval.runner import condition_name
+from videor1.eval.runner import EndpointUnavailable, condition_name
 
 
 class Oracle:
@@ -98,6 +98,38 @@ def test_failures_stay_with_their_sample_and_are_counted(bench_file, tmp_path):
     assert "| Generic | ordered | 7 | 2 | 50.0 | 60.0 | 50.0 | – |" in result.markdown_path.read_text()
 
 
+class Outage(Oracle):
+    """An endpoint that does not answer for the poisoned ids (HTTP 503, or a client error when `status`
+    is 4xx), until `healed`."""
+
+    def __init__(self, answers, poison, status: int):
+        super().__init__(answers, poison)
+        self.status, self.healed = status, False
+
+    def __call__(self, prompts, seed):
+        from videor1.api.client import EndpointError
+
+        if not self.healed and self.poison & {re.match(r"\[(\w+)\]", p.text).group(1) for p in prompts}:
+            raise EndpointError("server says no", self.status)
+        return Oracle(self.answers)(prompts, seed)
+
+
+def test_an_endpoint_outage_leaves_samples_to_resume_not_failed(bench_file, tmp_path):
+    full = run_eval(config(bench_file, tmp_path / "full"), Oracle(ANSWERS), show_progress=False)
+    down = Outage(ANSWERS, poison={"5"}, status=503)
+    with pytest.raises(EndpointUnavailable, match="1 sample"):
+        run_eval(config(bench_file, tmp_path / "out"), down, show_progress=False)
+    assert "5" not in {r["id"] for r in rows_of(tmp_path / "out" / "generic.ordered.jsonl")}
+    down.healed = True  # the server is back: a rerun evaluates what the outage left
+    resumed = run_eval(config(bench_file, tmp_path / "out"), down, show_progress=False)
+    assert resumed.summary.conditions == full.summary.conditions
+
+    refused = run_eval(config(bench_file, tmp_path / "refused"), Outage(ANSWERS, poison={"5"}, status=400),
+                       show_progress=False)  # a request the server rejects is the sample's failure
+    rows = {r["id"]: r for r in rows_of(refused.samples["ordered"])}
+    assert rows["5"]["error_type"] == "EndpointError" and refused.summary.conditions["ordered"].failed == 2
+
+
 def test_a_stopped_run_resumes_to_the_uninterrupted_result(bench_file, tmp_path):
     full = run_eval(config(bench_file, tmp_path / "full"), Oracle(ANSWERS, poison={"5"}), show_progress=False)
     out = tmp_path / "cut"
@@ -176,3 +208,10 @@ def test_suite_runs_every_benchmark_file_of_a_directory(bench_file, tmp_path):
     assert summary["videomme"]["conditions"]["ordered"]["breakdowns"]["duration"]["short"]["score"] == 0.5
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| MVBench | ordered | 3 |" in report and "| Video-MME | ordered | 2 |" in report
+
+
+def test_an_endpoint_that_is_no_http_url_is_a_config_error(tmp_path):
+    # made lazily, a bad client failed every sample of the run for good (and resume skips failed samples)
+    with pytest.raises(ValueError, match="http"):
+        config(tmp_path / "bench.json", tmp_path / "out", endpoint="localhost:8000")
+    assert config(tmp_path / "bench.json", tmp_path / "out", endpoint="http://127.0.0.1:8000").endpoint

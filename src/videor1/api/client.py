@@ -20,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -31,6 +32,7 @@ from videor1.rollout.base import SamplingConfig
 log = logging.getLogger(__name__)
 
 SEED_MODULUS = 2**63  # vLLM takes a signed 64-bit seed
+MAX_RETRY_AFTER = 120.0  # seconds: the longest wait a server's Retry-After can impose
 RETRIED = (408, 429)  # besides 5xx: the request may succeed later; any other 4xx is the request's fault
 API_KEY_VARIABLES = ("VIDEOR1_API_KEY", "OPENAI_API_KEY")
 
@@ -47,6 +49,12 @@ class EndpointError(Exception):
         super().__init__(message)
         self.message, self.status = message, status
 
+    @property
+    def transient(self) -> bool:
+        """The server was unreachable or overloaded (no answer, 408, 429, 5xx): the request itself may
+        be fine, so a later run should send it again rather than record it as failed."""
+        return self.status is None or self.status in RETRIED or self.status >= 500
+
 
 @dataclass
 class ChatReply:
@@ -61,11 +69,11 @@ def _retry_after(response: httpx.Response) -> float | None:
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        return min(MAX_RETRY_AFTER, max(0.0, float(value)))  # inf / nan / huge values: capped
     except ValueError:
         pass
     try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        return min(MAX_RETRY_AFTER, max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time()))
     except (TypeError, ValueError):
         return None
 
@@ -79,6 +87,15 @@ def _server_message(response: httpx.Response) -> str:
     return str(message or response.text[:500] or response.reason_phrase)
 
 
+def check_base_url(base_url: str) -> None:
+    """ValueError unless `base_url` is an http(s) URL with a host (a wrong one would be "retried" as if
+    the server were down: httpx raises UnsupportedProtocol, a TransportError, on every attempt)."""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"endpoint {base_url!r} must be an http:// or https:// URL with a host, "
+                         "e.g. http://127.0.0.1:8000/v1")
+
+
 class ChatClient:
     """Chat completions against `base_url` (with or without the trailing /v1)."""
 
@@ -86,6 +103,7 @@ class ChatClient:
                  max_retries: int = 4, backoff: float = 1.0, concurrency: int = 4):
         if concurrency < 1 or max_retries < 0 or backoff < 0:
             raise ValueError("concurrency must be >= 1, max_retries and backoff >= 0")
+        check_base_url(base_url)
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/v1") else f"{base}/v1"
         self.max_retries, self.backoff, self.concurrency = max_retries, backoff, concurrency
@@ -159,7 +177,7 @@ class ChatClient:
             return ChatReply(text=choice["message"]["content"] or "",
                              completion_tokens=int(answer.get("usage", {}).get("completion_tokens", 0)),
                              finish_reason=str(choice.get("finish_reason")))
-        except (KeyError, IndexError, TypeError) as error:
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:  # e.g. "usage": null
             raise EndpointError(f"{self.base_url}/chat/completions: unexpected answer ({error!r})") from None
 
     def chat_many(self, conversations: list[list[dict]], *, max_tokens: int, temperature: float = 0.0,

@@ -140,6 +140,8 @@ def confined_path(url: str, where: str, roots: tuple[Path, ...]) -> Path:
         raw = unquote(parts.path)
     else:
         raw = url
+    if "\x00" in raw:  # os.path.realpath would raise ValueError: an unshaped 500 that clients retry
+        raise APIError(400, f"{where}: a local path may not contain a NUL character", param=where)
     if not Path(raw).is_absolute():
         raise APIError(400, f"{where}: a local path must be absolute (or a file:// URL), got {url!r}", param=where)
     if not roots:

@@ -88,8 +88,8 @@ class ChatService:
         try:
             done = self.generate(prompt, sampling, request.seed, request.logprobs)
         except Exception as error:  # noqa: BLE001 - the client learns that the server failed, the log why
-            log.exception("generation failed")
-            raise APIError(500, f"generation failed: {type(error).__name__}: {error}") from None
+            log.exception("generation failed")  # the why (paths included) stays in the server's log
+            raise APIError(500, f"generation failed ({type(error).__name__}); see the server log") from None
         self._stop(done, request.stops())
         logprobs = None if done.logprobs is None else ChoiceLogprobs(content=[
             TokenLogprob(token=token, logprob=value, bytes=list(token.encode("utf-8")))
@@ -202,6 +202,11 @@ def create_app(model_dir: str | Path, media_roots: list[str | Path] = (), media:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
         return await _api_error(_, APIError(400, str(error)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:  # still OpenAI's shape, no internals
+        log.exception("request failed")
+        return await _api_error(_, APIError(500, f"internal error ({type(error).__name__}); see the server log"))
 
     @app.get("/health")
     async def health() -> dict:

@@ -20,6 +20,7 @@ side (a stage alone gets them all), unless `threads` fixes each stage's torch th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -69,7 +70,20 @@ class Stage:
     progress: Callable[[], tuple[int, int] | None] = lambda: None
     finish: Callable[[], None] | None = None
     note: str = ""
+    identity: str | None = None  # replaces the commands in `key` (the cached base model: its recipe hash)
     seconds: float = field(default=0.0, init=False)
+
+    def key(self) -> str:
+        """What the stage runs: its command lines (less the interpreter) and the contents of every
+        recipe file they name, hashed. A finished stage whose key changed was made by another recipe."""
+        if self.identity is not None:
+            return self.identity
+        digest = hashlib.sha256(json.dumps([argv[1:] for argv in self.commands]).encode())
+        for arg in (a for argv in self.commands for a in argv):
+            path = Path(arg.split("=", 1)[-1])
+            if path.suffix in (".yaml", ".yml") and path.is_file():
+                digest.update(path.read_bytes())
+        return digest.hexdigest()[:16]
 
 
 def final_model(run_dir: Path) -> Path:
@@ -181,7 +195,7 @@ class Demo:
         r, b = self.recipe, self.budget
         work = self.out / "perception"
         if (self.base_dir / "config.json").is_file():
-            return Stage("base", [], after=("data",), note=f"cached: {self.base_dir}")
+            return Stage("base", [], after=("data",), note=f"cached: {self.base_dir}", identity=self.base_dir.name)
         tokenizer_data = [arg for name in DATA_FILES if name != "eval" for arg in ("--data", self.data / f"{name}.json")]
 
         def publish() -> None:  # atomic: a half-copied cache entry is never used
@@ -200,7 +214,8 @@ class Demo:
                     f"data.train_file={self.data / 'describe.json'}", f"run.output_dir={work}",
                     f"run.max_steps={b.perception_steps}", f"run.save_every={b.perception_steps}",
                     f"media.cache_dir={self.out / 'frames'}"),
-        ], after=("data",), progress=_training_progress(work, b.perception_steps), finish=publish)
+        ], after=("data",), progress=_training_progress(work, b.perception_steps), finish=publish,
+            identity=self.base_dir.name)
 
     def _write_video_mix(self) -> None:
         """The `data mix` config of the no-image arm: every video record of rl_train.json."""
@@ -231,6 +246,7 @@ class StageRunner:
         self.demo, self.jobs, self.threads, self.console = demo, jobs, threads, console
         self.markers = demo.out / "stages"
         self.logs = demo.out / "logs"
+        self.lock, self.procs, self.stopping = threading.Lock(), set(), False  # the running subprocesses
 
     def marker(self, name: str) -> Path:
         return self.markers / f"{name}.json"
@@ -238,12 +254,20 @@ class StageRunner:
     def finished(self, name: str) -> bool:
         return self.marker(name).is_file()
 
+    def _check_unchanged(self, stage: Stage) -> None:
+        recorded = json.loads(self.marker(stage.name).read_text()).get("key")
+        if recorded != stage.key():
+            raise ValueError(f"{self.demo.out}: stage {stage.name!r} was run with other commands or recipes "
+                             "than the current ones; use another --out (or delete that stage's marker in stages/ "
+                             "and the markers of the stages after it)")
+
     def run(self, stages: list[Stage]) -> None:
         self.markers.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         pending = {s.name: s for s in stages if not self.finished(s.name)}
         for s in stages:
             if s.name not in pending:
+                self._check_unchanged(s)
                 self.console.print(f"[dim]{s.name}: finished earlier[/]")
         bar = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TextColumn("{task.fields[note]}"), console=self.console)
@@ -255,21 +279,30 @@ class StageRunner:
             try:
                 while pending or running:
                     ready = [s for s in pending.values() if all(map(self.finished, s.after))]
+                    if not ready and not running:
+                        raise RuntimeError(f"stages {sorted(pending)} wait on stages that did not finish")
                     # the cores are shared by the stages that will run side by side
                     threads = self.threads or max(1, CORES // min(self.jobs, len(ready) + len(running)))
                     for stage in ready[: self.jobs - len(running)]:
                         del pending[stage.name]
                         task = bar.add_task(stage.name, total=None, note=stage.note)
                         running[pool.submit(self._run_stage, stage, threads)] = (stage, task)
-                    if not running:
-                        raise RuntimeError(f"stages {sorted(pending)} wait on stages that did not finish")
                     done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     for future in done:
                         stage, task = running.pop(future)
                         future.result()  # a failed stage stops the demo (finished stages stay finished)
                         bar.update(task, total=1, completed=1, note=f"{stage.seconds:.0f} s {stage.note}")
+            except BaseException:  # a failure or Ctrl-C: stop the stages still running, do not wait for them
+                self._stop_all()
+                raise
             finally:
                 stop.set()
+
+    def _stop_all(self) -> None:
+        with self.lock:
+            self.stopping = True
+            for proc in self.procs:
+                proc.terminate()
 
     def _watch(self, bar: Progress, running: dict, stop: threading.Event) -> None:
         while not stop.wait(1.0):
@@ -288,7 +321,14 @@ class StageRunner:
             for argv in commands:
                 sink.write(f"\n$ {' '.join(argv)}\n")
                 sink.flush()
-                code = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=self.demo.out).returncode
+                with self.lock:
+                    if self.stopping:
+                        raise RuntimeError(f"demo stage {stage.name!r} not started: the demo is stopping")
+                    proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=self.demo.out)
+                    self.procs.add(proc)
+                code = proc.wait()
+                with self.lock:
+                    self.procs.discard(proc)
                 if code != 0:
                     tail = "".join(log.read_text().splitlines(keepends=True)[-25:])
                     raise RuntimeError(f"demo stage {stage.name!r} failed (exit {code}): {' '.join(argv)}\n"
@@ -298,8 +338,8 @@ class StageRunner:
         stage.seconds = time.perf_counter() - started
         self.marker(stage.name).parent.mkdir(parents=True, exist_ok=True)
         tmp = self.marker(stage.name).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"stage": stage.name, "seconds": stage.seconds, "note": stage.note,
-                                   "commands": [" ".join(c) for c in commands]}, indent=1))
+        tmp.write_text(json.dumps({"stage": stage.name, "key": stage.key(), "seconds": stage.seconds,
+                                   "note": stage.note, "commands": [" ".join(c) for c in commands]}, indent=1))
         os.replace(tmp, self.marker(stage.name))
 
 

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 ORDERED = "ordered"
 
 
+class EndpointUnavailable(RuntimeError):
+    """Samples left unscored because the endpoint was unreachable or overloaded; a rerun resumes them."""
+
+
 def condition_name(shuffle: ShuffleMode | None) -> str:
     return ORDERED if shuffle is None else f"shuffle-{shuffle}"
 
@@ -100,6 +104,10 @@ class EvalConfig(BaseModel):
     def _check(self) -> EvalConfig:
         if self.model is not None and self.endpoint is not None:
             raise ValueError("give a model (local checkpoint) or an endpoint (URL), not both")
+        if self.endpoint is not None:  # now, not per sample once generation starts (each would be failed)
+            from videor1.api.client import check_base_url
+
+            check_base_url(self.endpoint)
         if self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels={self.min_pixels} > max_pixels={self.max_pixels}: "
                              "lower min_pixels or raise max_pixels")
@@ -188,6 +196,7 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
     task = progress.add_task(f"{ctx.bench.name} {ctx.condition}", total=len(items),
                              completed=sum(item.id in results for item in items))
     # One thread decodes the next batch's media while the current batch generates.
+    unavailable: list[str] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-media") as pool:
         upcoming = pool.submit(_load_chunk, pending[0], ctx) if pending else None
         for index, chunk in enumerate(pending):
@@ -204,6 +213,9 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
                 if item.id in results:  # done before a kill: its batch was only rerun for the others
                     continue
                 out = answers.get(item.id, prompt)  # the media error when it never reached generation
+                if getattr(out, "transient", False):  # the endpoint was down, not the sample's fault
+                    unavailable.append(f"{item.id}: {out}")
+                    continue
                 if isinstance(out, Exception):
                     row = sample_result(item.record, item.id, ctx.bench, ctx.condition, text, error=out,
                                         permutation=permutation)
@@ -212,6 +224,10 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
                                         tokens=out.tokens, permutation=permutation)
                 results.append(row)
                 progress.advance(task, tokens=out.tokens if isinstance(out, Generation) else 0)
+    if unavailable:
+        raise EndpointUnavailable(f"{ctx.condition}: the endpoint did not answer for {len(unavailable)} sample(s), "
+                                  f"left unscored (first: {unavailable[0]}); run the same command again to "
+                                  "evaluate them — the others are kept")
 
 
 def run_eval(config: EvalConfig, generator: Generator | None = None, show_progress: bool = True) -> EvalResult:
