@@ -493,7 +493,7 @@ def annotate_command(
     from pydantic import ValidationError
 
     from videor1.data import DataFileError
-    from videor1.data.annotate import REASONS, AnnotateConfig, annotate
+    from videor1.annotate import REASONS, AnnotateConfig, annotate
     from videor1.eval import eval_sampling
 
     try:

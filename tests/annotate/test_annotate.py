@@ -22,7 +22,7 @@ from rl_support import MEDIA, supervise
 
 from videor1.data import CotRecord, load_records
 from videor1.data.loading import resolve_media
-from videor1.data.annotate import AnnotateConfig, annotate, make_teacher
+from videor1.annotate import AnnotateConfig, annotate, make_teacher
 from videor1.data.synth import synthesize
 from videor1.eval import SettingsMismatch
 from videor1.eval.generate import Generation

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from videor1.data.annotate.decide import REASONS, Decision
+from videor1.annotate.decide import REASONS, Decision
 from videor1.data.records import Record
 
 OUTCOMES = ("kept", *REASONS)

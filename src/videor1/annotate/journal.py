@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from videor1.data.annotate.decide import Decision
+from videor1.annotate.decide import Decision
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ when its answer is right by our own rewards, its format is right and its reasoni
 The output is a Video-R1-COT-165k file (`process` + ground-truth `solution`), ready for `videor1 sft`.
 """
 
-from videor1.data.annotate.decide import FAILURES, REASONS, Decision, judge
-from videor1.data.annotate.journal import Journal
-from videor1.data.annotate.report import AnnotateReport, report_markdown
-from videor1.data.annotate.run import AnnotateConfig, AnnotatePaths, AnnotateResult, annotate, make_teacher
+from videor1.annotate.decide import FAILURES, REASONS, Decision, judge
+from videor1.annotate.journal import Journal
+from videor1.annotate.report import AnnotateReport, report_markdown
+from videor1.annotate.run import AnnotateConfig, AnnotatePaths, AnnotateResult, annotate, make_teacher
 
 __all__ = [
     "FAILURES",

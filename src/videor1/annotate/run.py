@@ -23,9 +23,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from videor1.data.annotate.decide import Decision, failure, judge
-from videor1.data.annotate.journal import Journal
-from videor1.data.annotate.report import AnnotateReport, build_report, write_report
+from videor1.annotate.decide import Decision, failure, judge
+from videor1.annotate.journal import Journal
+from videor1.annotate.report import AnnotateReport, build_report, write_report
 from videor1.data.loading import load_records, relocated_path, write_records
 from videor1.data.records import Record
 from videor1.eval.generate import (Dtype, Generator, HFGenerator, eval_sampling, generate_each, record_prompt,
