@@ -474,7 +474,7 @@ def annotate_command(
     concurrency: Annotated[int, typer.Option(min=1, help="Endpoint requests in flight.")] = 4,
     media_root: MediaRoot = None,
     template: Annotated[str, typer.Option(help="Prompt preset or file (the paper annotates with video-r1).")] = "video-r1",
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Keep when the accuracy reward is at least this (0.5: the RL stage's correct threshold).")] = 0.5,
+    threshold: Annotated[float, typer.Option(max=1.0, help="Keep when the accuracy reward is at least this (0.5: the RL stage's correct threshold).")] = 0.5,
     min_think_words: Annotated[int, typer.Option(min=1, help="Fewest words of reasoning kept.")] = 20,
     max_think_words: Annotated[int, typer.Option(min=1, help="Most words of reasoning kept.")] = 500,
     frames: Annotated[int, typer.Option(min=2, help="Frames per video.")] = 32,

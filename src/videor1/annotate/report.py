@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from videor1.annotate.decide import REASONS, Decision
 from videor1.data.records import Record
+from videor1.eval.report import markdown_table
 
 OUTCOMES = ("kept", *REASONS)
 EXAMPLES_PER_OUTCOME = 3
@@ -68,21 +69,16 @@ def build_report(records: list[Record], rows: dict[str, Decision], invalid: list
         examples={o: examples[o] for o in OUTCOMES if o in examples}, settings=settings, timing=timing)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
 def report_markdown(report: AnnotateReport) -> str:
     share = lambda n: f"{n} ({n / max(report.records, 1):.0%})"  # noqa: E731
     lines = [f"# CoT annotation of {report.data}", "",
              f"{report.records} records: **{share(report.kept)} kept**, written to `{report.out}`"
              f" (journal `{report.journal}`); {report.invalid_records} invalid input records skipped.", "",
-             *_table(["outcome", "records"], [["kept", share(report.kept)]]
+             *markdown_table(["outcome", "records"], [["kept", share(report.kept)]]
                      + [[reason, share(n)] for reason, n in report.rejected.items()])]
     for title, breakdown in (("problem type", report.by_problem_type), ("data type", report.by_data_type)):
         rows = [[key, str(sum(c.values())), *(str(c[o]) for o in OUTCOMES)] for key, c in breakdown.items()]
-        lines += ["", f"## By {title}", "", *_table([title, "records", *OUTCOMES], rows)]
+        lines += ["", f"## By {title}", "", *markdown_table([title, "records", *OUTCOMES], rows)]
     lines += ["", "## Examples"]
     for name, examples in report.examples.items():
         lines += ["", f"### {name}", ""]

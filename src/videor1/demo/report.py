@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from videor1.eval.report import SUMMARY_SUFFIX, BenchmarkSummary
+from videor1.eval.report import SUMMARY_SUFFIX, BenchmarkSummary, markdown_table
 
 if TYPE_CHECKING:
     from videor1.demo.pipeline import Demo
@@ -34,8 +34,7 @@ class Table:
     rows: list[list[str]]
 
     def markdown(self) -> str:
-        lines = ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in self.rows])
+        return "\n".join(markdown_table(self.header, self.rows))
 
     def html(self) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from videor1.eval.benchmarks import BENCHMARKS
-from videor1.eval.report import JUDGE_MARKDOWN, write_report
+from videor1.eval.report import JUDGE_MARKDOWN, markdown_table, write_atomic, write_report
 from videor1.eval.results import ResultLog, check_settings
 from videor1.eval.scoring import SampleResult
 
@@ -203,9 +203,8 @@ def judge_markdown(report: dict, level: int = 2) -> str:
     lines = [f"{'#' * level} Temporal reasoning in responses (judge: `{report['judge']['model']}`)", "",
              "Video responses whose reasoning uses temporal information (order, change over time), as a judge "
              "model says (paper §4.5). % temporal = temporal / (temporal + not temporal); unparseable verdicts "
-             "are counted apart; pending = no verdict yet (run `videor1 eval-judge` again).", "",
-             "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+             "are counted apart; pending = no verdict yet (run `videor1 eval-judge` again).", ""]
+    return "\n".join(lines + markdown_table(header, rows)) + "\n"
 
 
 def run_judge(results_dir: str | Path, client: ChatClient, config: JudgeConfig | None = None) -> dict:
@@ -243,7 +242,7 @@ def run_judge(results_dir: str | Path, client: ChatClient, config: JudgeConfig |
     verdicts = {(row.benchmark, row.condition, row.id): row.verdict for judged in logs.values()
                 for row in judged.rows.values()}
     report = {"judge": judge, **summarize(items, verdicts), "failed_requests": failures}
-    (results_dir / "judge.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    (results_dir / JUDGE_MARKDOWN).write_text(judge_markdown(report), encoding="utf-8")
+    write_atomic(results_dir / "judge.json", json.dumps(report, indent=1))
+    write_atomic(results_dir / JUDGE_MARKDOWN, judge_markdown(report))
     write_report(results_dir)
     return report

@@ -40,7 +40,8 @@ def _gap(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:+.1f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table (every report of videor1 writes its tables with this)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -71,7 +72,7 @@ def benchmark_markdown(summary: BenchmarkSummary, level: int = 1) -> str:
              f"{summary.items} items from `{summary.data}`"
              + (f"; {summary.invalid_records} invalid records not evaluated" if summary.invalid_records else "")
              + ". Scores in %; failed samples score 0.", ""]
-    lines += _table(SCORE_HEADER, _score_rows(summary))
+    lines += markdown_table(SCORE_HEADER, _score_rows(summary))
     failures = [f"{c}: " + ", ".join(f"{k} {v}" for k, v in s.failures.items())
                 for c, s in summary.conditions.items() if s.failures]
     if failures:
@@ -84,16 +85,17 @@ def benchmark_markdown(summary: BenchmarkSummary, level: int = 1) -> str:
         for value, group in groups.items():
             cells = [summary.conditions[c].breakdowns.get(breakdown, {}).get(value) for c in names]
             rows.append([value, group.metric, str(group.n), *(_pct(g.score if g else None) for g in cells)])
-        lines += _table([breakdown, "metric", "n", *names], rows)
+        lines += markdown_table([breakdown, "metric", "n", *names], rows)
     if summary.temporal_reliance is not None:
         r = summary.temporal_reliance
         lines += ["", f"{h}# Temporal reliance (ordered − {r.shuffled_condition})", "",
                   f"On the {r.n} items answered in both runs ({r.excluded} failed in either, left out).", ""]
-        lines += _table(["scope", "n", "ordered", "shuffled", "gap"], _reliance_rows(r))
+        lines += markdown_table(["scope", "n", "ordered", "shuffled", "gap"], _reliance_rows(r))
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: a reader never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
@@ -103,8 +105,8 @@ def write_benchmark_report(summary: BenchmarkSummary, out_dir: Path) -> tuple[Pa
     """{bench}.summary.json and {bench}.md in out_dir."""
     json_path = out_dir / f"{summary.benchmark}{SUMMARY_SUFFIX}"
     md_path = out_dir / f"{summary.benchmark}.md"
-    _write(json_path, summary.model_dump_json(indent=1))
-    _write(md_path, benchmark_markdown(summary))
+    write_atomic(json_path, summary.model_dump_json(indent=1))
+    write_atomic(md_path, benchmark_markdown(summary))
     return json_path, md_path
 
 
@@ -123,13 +125,13 @@ def write_report(out_dir: Path) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     summaries = load_summaries(out_dir)
     json_path, md_path = out_dir / "summary.json", out_dir / "report.md"
-    _write(json_path, json.dumps({s.benchmark: s.model_dump(mode="json") for s in summaries}, indent=1))
+    write_atomic(json_path, json.dumps({s.benchmark: s.model_dump(mode="json") for s in summaries}, indent=1))
     lines = ["# Evaluation", "", "Scores in %; failed samples score 0.", ""]
-    lines += _table(SCORE_HEADER, [row for s in summaries for row in _score_rows(s)])
+    lines += markdown_table(SCORE_HEADER, [row for s in summaries for row in _score_rows(s)])
     reliant = [s for s in summaries if s.temporal_reliance is not None]
     if reliant:
         lines += ["", "## Temporal reliance", ""]
-        lines += _table(["benchmark", "shuffled", "n", "ordered", "shuffled score", "gap"], [
+        lines += markdown_table(["benchmark", "shuffled", "n", "ordered", "shuffled score", "gap"], [
             [s.title, s.temporal_reliance.shuffled_condition, str(s.temporal_reliance.n),
              _pct(s.temporal_reliance.overall.ordered), _pct(s.temporal_reliance.overall.shuffled),
              _gap(s.temporal_reliance.overall.gap)] for s in reliant])
@@ -137,5 +139,5 @@ def write_report(out_dir: Path) -> tuple[Path, Path]:
         lines += ["", benchmark_markdown(summary, level=2).rstrip()]
     if (judged := out_dir / JUDGE_MARKDOWN).exists():
         lines += ["", judged.read_text(encoding="utf-8").rstrip()]
-    _write(md_path, "\n".join(lines) + "\n")
+    write_atomic(md_path, "\n".join(lines) + "\n")
     return json_path, md_path
