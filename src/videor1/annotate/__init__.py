@@ -5,7 +5,6 @@ The output is a Video-R1-COT-165k file (`process` + ground-truth `solution`), re
 """
 
 from videor1.annotate.decide import FAILURES, REASONS, Decision, judge
-from videor1.annotate.journal import Journal
 from videor1.annotate.report import AnnotateReport, report_markdown
 from videor1.annotate.run import AnnotateConfig, AnnotatePaths, AnnotateResult, annotate, make_teacher
 
@@ -17,7 +16,6 @@ __all__ = [
     "AnnotateReport",
     "AnnotateResult",
     "Decision",
-    "Journal",
     "annotate",
     "judge",
     "make_teacher",

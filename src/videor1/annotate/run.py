@@ -24,14 +24,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from videor1.annotate.decide import Decision, failure, judge
-from videor1.annotate.journal import Journal
 from videor1.annotate.report import AnnotateReport, build_report, write_report
 from videor1.data.loading import load_records, relocated_path, write_records
 from videor1.data.records import Record
 from videor1.eval.generate import (Dtype, Generator, HFGenerator, eval_sampling, generate_each, record_prompt,
                                    vision_factor)
 from videor1.eval.progress import eval_progress
-from videor1.eval.results import check_settings
+from videor1.eval.results import ResultLog, check_settings
 from videor1.eval.runner import media_config
 from videor1.media.errors import MediaError
 from videor1.media.loader import PIXELS
@@ -178,7 +177,7 @@ def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_prog
     check_unique_ids(loaded.records, config.data)
     records = loaded.records[:config.limit] if config.limit else loaded.records
     check_settings(paths.settings, config.settings())
-    journal = Journal(paths.journal)
+    journal = ResultLog(paths.journal, Decision, replace=True)  # a retried record's last line counts
     redo = lambda row: row is None or (config.retry_failed and row.failed)  # noqa: E731
     todo = {str(r.problem_id) for r in records if redo(journal.rows.get(str(r.problem_id)))}
     chunks = [records[i:i + config.batch_size] for i in range(0, len(records), config.batch_size)]

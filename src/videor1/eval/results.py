@@ -8,6 +8,7 @@ a settings file records what produced it, and a run with other settings refuses 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from videor1.eval.scoring import SampleResult
+
+log = logging.getLogger(__name__)
 
 
 class SettingsMismatch(ValueError):
@@ -41,16 +44,19 @@ def check_settings(path: Path, settings: dict[str, Any]) -> None:
 class ResultLog:
     """The samples already evaluated (`rows`, by id) and an append-only writer for new ones.
 
-    `row_type`: the pydantic model of a line (any with an `id`; the judge's verdicts use it too)."""
+    `row_type`: the pydantic model of a line (any with an `id`; the judge's verdicts and the annotation
+    journal use it too). `replace`: a later line of an id replaces the earlier one (annotation records
+    retried with --retry-failed); otherwise the first line of an id stands and later ones are not written."""
 
-    def __init__(self, path: Path, row_type: type[BaseModel] = SampleResult):
-        self.path, self.row_type = Path(path), row_type
+    def __init__(self, path: Path, row_type: type[BaseModel] = SampleResult, replace: bool = False):
+        self.path, self.row_type, self.replace = Path(path), row_type, replace
         self.rows: dict[str, Any] = {}
         if not self.path.exists():
             return
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1
-        if end < len(data):  # a line torn by a kill: cut it, it is evaluated again
+        if end < len(data):  # a line torn by a kill: cut it, its row is made again
+            log.warning("%s: cut a torn last line (%d bytes); its row is made again", self.path, len(data) - end)
             os.truncate(self.path, end)
         for number, line in enumerate(data[:end].decode("utf-8").splitlines(), start=1):
             if not line.strip():
@@ -59,14 +65,17 @@ class ResultLog:
                 row = self.row_type.model_validate_json(line)
             except ValueError as error:
                 raise ValueError(f"{self.path} line {number}: not a {self.row_type.__name__} ({error}); "
-                                 "delete the file to evaluate again") from None
-            self.rows.setdefault(row.id, row)
+                                 "delete the file to start again") from None
+            if self.replace:
+                self.rows[row.id] = row
+            else:
+                self.rows.setdefault(row.id, row)
 
     def __contains__(self, sample_id: str) -> bool:
         return sample_id in self.rows
 
     def append(self, row: Any) -> None:
-        if row.id in self.rows:
+        if row.id in self.rows and not self.replace:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
