@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videor1.data.records import EvalRecord
-from videor1.eval.generate import Dtype, Generator, HFGenerator, eval_sampling, vision_factor
+from videor1.eval.generate import Dtype, Generator, HFGenerator, eval_sampling, record_prompt, vision_factor
 from videor1.eval.importers import lettered
 from videor1.eval.runner import media_config
-from videor1.media.loader import PIXELS, load_media
-from videor1.models.inputs import Prompt
-from videor1.prompts import build_question
+from videor1.media.loader import PIXELS
+from videor1.prompts import load_template
 from videor1.rewards import extract_answer
 from videor1.rollout.base import SamplingConfig
 
@@ -49,12 +48,10 @@ def infer(model_dir: str | Path | None, question: str, video: str | Path | None 
     record = EvalRecord.model_construct(problem_id="infer", problem=question, data_type="video" if video else "image",
                                         problem_type=problem_type, options=options, solution="", path=str(path),
                                         data_source="")
-    media = load_media(record, None, media_config(frames, min(min_pixels, max_pixels), max_pixels,
-                                                  vision_factor(model_dir)))
-    text = build_question(record, template)
-    prompt = Prompt(text, video=media) if video is not None else Prompt(text, image=media)
+    prompt = record_prompt(record, load_template(template), None,
+                           media_config(frames, min(min_pixels, max_pixels), max_pixels, vision_factor(model_dir)))
     if generator is None:
         generator = HFGenerator(model_dir, sampling or eval_sampling(), dtype, device)
     [generation] = generator([prompt], seed)
     reasoning, answer = split_output(generation.text)
-    return InferResult(text, generation.text, reasoning, answer)
+    return InferResult(prompt.text, generation.text, reasoning, answer)
