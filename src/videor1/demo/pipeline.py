@@ -94,6 +94,11 @@ def final_model(run_dir: Path) -> Path:
     return checkpoint / "hf"
 
 
+def _thirds(steps: int) -> int:
+    """Checkpoint interval of a training stage: a stage cut off loses at most a third of its steps."""
+    return max(1, steps // 3)
+
+
 def _training_progress(run_dir: Path, steps: int) -> Callable[[], tuple[int, int]]:
     def read() -> tuple[int, int]:
         metrics = run_dir / "metrics.jsonl"
@@ -161,7 +166,7 @@ class Demo:
         stages.append(Stage("sft", [videor1(
             "sft", "--config", r.path(r.recipes.sft), "--resume", f"model.path={self.base_dir}",
             f"data.train_file={data / 'cot_train.json'}", f"run.output_dir={out / 'sft'}",
-            f"run.max_steps={b.sft_steps}", f"run.save_every={b.sft_steps}", *common,
+            f"run.max_steps={b.sft_steps}", f"run.save_every={_thirds(b.sft_steps)}", *common,
             *([f"eval.max_new_tokens={cap}"] if cap else []))],
             after=("base",), progress=_training_progress(out / "sft", b.sft_steps)))
         stages.append(self._eval_stage("sft", 0))
@@ -172,7 +177,7 @@ class Demo:
                 "rl", "--config", r.path(r.recipes.rl), "--resume",
                 f"model.path={start if start is not None else '{sft}'}", f"data.train_file={train_file}",
                 f"run.output_dir={out / 'rl' / run}", f"run.max_steps={b.rl_steps}", f"run.seed={seed}",
-                f"run.save_every={max(1, b.rl_steps // 3)}", *common, *arm.overrides,
+                f"run.save_every={_thirds(b.rl_steps)}", *common, *arm.overrides,
                 *([f"sampling.max_new_tokens={cap}"] if cap else []))],
                 after=("sft", "base") + (("data-videos",) if arm.videos_only else ()),
                 progress=_training_progress(out / "rl" / run, b.rl_steps), note=arm.title))
@@ -212,7 +217,7 @@ class Demo:
                     "--seed", r.base.seed, *tokenizer_data),
             videor1("sft", "--config", r.path(r.recipes.perception), "--resume", f"model.path={work / 'base'}",
                     f"data.train_file={self.data / 'describe.json'}", f"run.output_dir={work}",
-                    f"run.max_steps={b.perception_steps}", f"run.save_every={b.perception_steps}",
+                    f"run.max_steps={b.perception_steps}", f"run.save_every={_thirds(b.perception_steps)}",
                     f"media.cache_dir={self.out / 'frames'}"),
         ], after=("data",), progress=_training_progress(work, b.perception_steps), finish=publish,
             identity=self.base_dir.name)
