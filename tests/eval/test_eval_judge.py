@@ -148,15 +148,19 @@ def test_judge_run_reports_percentages_and_resumes(tmp_path, judge_url):
             run_judge(tmp_path, client)
 
 
-def test_eval_judge_command(tmp_path, judge_url):
+def test_eval_judge_command(tmp_path, judge_url, monkeypatch):
+    from rich.console import Console
     from typer.testing import CliRunner
 
+    from videor1 import cli
     from videor1.cli import app
+
+    monkeypatch.setattr(cli, "console", Console(width=200))  # a table as wide as it needs, whatever the terminal
 
     write_log(tmp_path / "videommmu.ordered.jsonl", [scored("videommmu", mc(0), said("B YES")),
                                                      scored("videommmu", mc(1), said("B FAIL"))])
     result = CliRunner().invoke(app, ["eval-judge", "--results", str(tmp_path), "--endpoint", judge_url,
-                                      "--model", "judge-72b", "--concurrency", "2"], env={"COLUMNS": "200"})
+                                      "--model", "judge-72b", "--concurrency", "2"])
     assert result.exit_code == 0, result.output
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines() if "│" in line]
     assert ["VideoMMMU", "ordered", "2", "1", "0", "0", "1", "100.0"] in rows
