@@ -220,3 +220,15 @@ def test_an_unexpected_server_error_is_a_500_in_openais_shape_without_internals(
         assert response.status_code == 500
         assert set(response.json()["error"]) >= {"message", "type"}
         assert "secret" not in response.text
+
+
+def test_an_endpoint_evaluation_pins_the_served_model_in_its_settings(server, tmp_path):
+    from videor1.eval import EvalConfig, eval_sampling, run_eval
+
+    config = EvalConfig(endpoint=server.url, bench="synthetic", data=server.root / "eval.json", out_dir=tmp_path,
+                        frames=8, min_pixels=84 * 84, max_pixels=84 * 84, sampling=eval_sampling(4, greedy=True),
+                        limit=1, template="video-r1-eval")
+    result = run_eval(config, show_progress=False)
+    assert result.summary.settings["endpoint_model"] == server.name  # asked of /v1/models, then pinned
+    settings = json.loads(next(tmp_path.glob("*.settings.json")).read_text())
+    assert settings["endpoint_model"] == server.name

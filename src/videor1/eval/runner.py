@@ -245,7 +245,9 @@ def run_eval(config: EvalConfig, generator: Generator | None = None, show_progre
         raise ValueError(_NO_MODEL)
     media = config.media(vision_factor(config.model))  # an endpoint: 28, Qwen2/2.5-VL's side multiple
     template = load_template(config.template)
-    generator = generator if generator is not None else _LazyGenerator(config)
+    if generator is None:
+        config = _with_served_model(config)
+        generator = _LazyGenerator(config)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[SampleResult]] = {}
     paths: dict[str, Path] = {}
@@ -296,12 +298,29 @@ def run_suite(config: EvalConfig, generator: Generator | None = None, show_progr
                          "(eval_vsibench.json, eval_videomme.json, …)")
     if generator is None and config.model is None and config.endpoint is None:
         raise ValueError(_NO_MODEL)
-    generator = generator if generator is not None else _LazyGenerator(config)
+    if generator is None:
+        config = _with_served_model(config)
+        generator = _LazyGenerator(config)
     return [run_eval(config.model_copy(update={"bench": bench.name, "data": path}), generator, show_progress)
             for path, bench in known]
 
 
 _NO_MODEL = "EvalConfig needs a model (a local checkpoint directory) or an endpoint (a server URL)"
+
+
+def _with_served_model(config: EvalConfig) -> EvalConfig:
+    """The config with the endpoint's model named: without `endpoint_model`, the endpoint's first model,
+    asked for now, so that the results' settings pin it and a resumed run cannot mix two models served
+    behind one URL."""
+    if config.endpoint is None or config.endpoint_model is not None:
+        return config
+    from videor1.api.client import ChatClient, EndpointError, env_api_key
+
+    try:
+        name = ChatClient(config.endpoint, api_key=env_api_key()).model
+    except EndpointError as error:
+        raise EndpointUnavailable(f"{config.endpoint}: could not list its models ({error})") from None
+    return config.model_copy(update={"endpoint_model": name})
 
 
 class _LazyGenerator:
