@@ -494,6 +494,7 @@ def annotate_command(
 
     from videor1.data import DataFileError
     from videor1.annotate import REASONS, AnnotateConfig, annotate
+    from videor1.api.client import EndpointError
     from videor1.eval import eval_sampling
 
     try:
@@ -505,7 +506,7 @@ def annotate_command(
                                 batch_size=batch_size, seed=seed, limit=limit, retry_failed=retry_failed,
                                 dtype=dtype, device=device)
         result = annotate(config, show_progress=progress)
-    except (ValidationError, ValueError, DataFileError, FileNotFoundError) as error:
+    except (ValidationError, ValueError, DataFileError, FileNotFoundError, EndpointError) as error:
         _fail(str(error))
     report = result.report
     table = Table(title=f"{out}: {report.kept} of {report.records} records kept")

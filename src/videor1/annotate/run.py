@@ -172,6 +172,10 @@ def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_prog
     `teacher`: answers prompts; default `make_teacher(config)`, built only when a record is still to do.
     """
     started = time.perf_counter()
+    if teacher is None:
+        from videor1.api.client import with_served_model
+
+        config = with_served_model(config)
     paths = AnnotatePaths.of(config.out)
     loaded = load_records(config.data, kind=Record, media_root=config.media_root)
     check_unique_ids(loaded.records, config.data)

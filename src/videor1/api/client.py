@@ -42,6 +42,15 @@ def env_api_key() -> str | None:
     return next((os.environ[name] for name in API_KEY_VARIABLES if os.environ.get(name)), None)
 
 
+def with_served_model(config):
+    """`config` (a pydantic config with `endpoint` and `endpoint_model`) with the endpoint's model named:
+    when not given, the server's first model, asked for now, so that the settings a resumed run must
+    match pin the model, not only the URL. `EndpointError` when the server cannot say."""
+    if config.endpoint is None or config.endpoint_model is not None:
+        return config
+    return config.model_copy(update={"endpoint_model": ChatClient(config.endpoint, api_key=env_api_key()).model})
+
+
 class EndpointError(Exception):
     """A request that failed for good: the server's message and HTTP status (None: no answer)."""
 

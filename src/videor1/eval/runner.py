@@ -309,18 +309,13 @@ _NO_MODEL = "EvalConfig needs a model (a local checkpoint directory) or an endpo
 
 
 def _with_served_model(config: EvalConfig) -> EvalConfig:
-    """The config with the endpoint's model named: without `endpoint_model`, the endpoint's first model,
-    asked for now, so that the results' settings pin it and a resumed run cannot mix two models served
-    behind one URL."""
-    if config.endpoint is None or config.endpoint_model is not None:
-        return config
-    from videor1.api.client import ChatClient, EndpointError, env_api_key
+    """The config with the endpoint's model pinned (`videor1.api.client.with_served_model`)."""
+    from videor1.api.client import EndpointError, with_served_model
 
     try:
-        name = ChatClient(config.endpoint, api_key=env_api_key()).model
+        return with_served_model(config)
     except EndpointError as error:
         raise EndpointUnavailable(f"{config.endpoint}: could not list its models ({error})") from None
-    return config.model_copy(update={"endpoint_model": name})
 
 
 class _LazyGenerator:
