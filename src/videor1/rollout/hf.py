@@ -52,7 +52,8 @@ class HFEngine:
             scale = sampling.temperature if not greedy else 1.0
             token_logprobs = selective_log_softmax(torch.stack(out.logits, dim=1), ids, scale) * mask
         texts = self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
-        return Completions(ids=ids, mask=mask, logprobs=token_logprobs, texts=texts)
+        finished = torch.isin(ids, torch.tensor(self.eos_ids, device=ids.device)).any(dim=1)
+        return Completions(ids=ids, mask=mask, logprobs=token_logprobs, texts=texts, finished=finished)
 
 
 def selective_log_softmax(logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0,

@@ -28,7 +28,7 @@ from videor1.media.shuffle import apply_permutation, embedding_permutation, samp
 from videor1.models.inputs import Prompt, encode
 from videor1.models.vision import encode_vision, select_items
 from videor1.rewards import accuracy_rewards, format_reward
-from videor1.rollout.base import Completions, RolloutEngine
+from videor1.rollout.base import Completions, Engine
 from videor1.train.config import RLConfig
 
 
@@ -54,7 +54,7 @@ class Rollout:
     metrics: dict = field(default_factory=dict)
 
 
-def collect(questions: list[Question], config: RLConfig, engine: RolloutEngine, processor, policy,
+def collect(questions: list[Question], config: RLConfig, engine: Engine, processor, policy,
             step: int, rank: int, micro: int = 0) -> Rollout:
     """Ordered rollouts, rewards, shuffled rollouts where they can matter, and advantages."""
     algo, G = config.algo, config.algo.num_generations
@@ -131,7 +131,7 @@ def collect(questions: list[Question], config: RLConfig, engine: RolloutEngine, 
 
 
 def shuffled_accuracy(question: Question, b: int, video_index: int, batch, vision: dict, config: RLConfig,
-                      engine: RolloutEngine, processor, step: int, rank: int) -> float:
+                      engine: Engine, processor, step: int, rank: int) -> float:
     """p~: the fraction of G~ responses correct when the question's frames are shuffled.
 
     `temporal_patch` shuffling reuses the ordered video's tokens and vision embeddings, rows permuted
