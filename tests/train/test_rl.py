@@ -17,12 +17,13 @@ from videor1.media import read_image, read_video
 from videor1.media.loader import SkipLog
 from videor1.models.inputs import Prompt, encode
 from videor1.models.loading import ModelOptions, load_model, load_processor
+from videor1.models.logprobs import sequence_logprobs
 from videor1.models.tiny import build_tiny_from_records
 from videor1.models.vision import encode_vision
 from videor1.rollout import HFEngine, SamplingConfig
 from videor1.train.config import load_config
 from videor1.train.data import QuestionSource
-from videor1.train.rl import sequence_logprobs, train
+from videor1.train.rl import train
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mini"
 

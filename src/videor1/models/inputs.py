@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from videor1.data.records import Record
 from videor1.media.video import Clip
 
 
@@ -35,6 +36,15 @@ class Prompt:
         content.append({"type": "text", "text": self.text})
         system = [] if self.system is None else [{"role": "system", "content": self.system}]
         return [*system, {"role": "user", "content": content}]
+
+
+@dataclass
+class Question:
+    """A record with its prompt (question text and decoded media), ready for the model: what RL and
+    SFT train on and score."""
+
+    record: Record
+    prompt: Prompt
 
 
 def video_metadata(clip: Clip):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 
+from videor1.models.logprobs import selective_log_softmax
 from videor1.models.vision import MODALITIES, shallow_copy
 from videor1.rollout.base import Completions, SamplingConfig
 
@@ -25,7 +27,9 @@ class HFEngine:
 
     @torch.no_grad()
     def generate(self, batch, n: int, sampling: SamplingConfig, mm_encoder_outputs: dict | None = None,
-                 seed: int | None = None, logprobs: bool = False) -> Completions:
+                 seed: int | None = None, logprobs: bool = False, stop: Callable[[], bool] | None = None
+                 ) -> Completions:
+        """`stop`: asked after every decoding step; True ends every row there (a cancelled request)."""
         inputs = {k: v for k, v in batch.items() if k not in ("video_metadata",)}
         if mm_encoder_outputs is not None:
             for pixels, _ in MODALITIES.values():
@@ -37,6 +41,8 @@ class HFEngine:
                        pad_token_id=self.pad_id, use_cache=True, suppress_tokens=self.suppressed)
         if not greedy:
             options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or 0)
+        if stop is not None:
+            options["stopping_criteria"] = [_stop_criterion(stop)]
         was_training = self.model.training
         self.model.eval()
         with _own_rng(seed):
@@ -56,13 +62,15 @@ class HFEngine:
         return Completions(ids=ids, mask=mask, logprobs=token_logprobs, texts=texts, finished=finished)
 
 
-def selective_log_softmax(logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0,
-                          rows_per_chunk: int = 4) -> torch.Tensor:
-    """log softmax(logits / temperature) at `ids`: (N, T, V), (N, T) -> (N, T), in float32, a few rows
-    at a time so that the float32 copy of a (rows, T, V) slice is all that is materialised."""
-    out = [torch.log_softmax(chunk.float() / temperature, dim=-1).gather(-1, index.unsqueeze(-1)).squeeze(-1)
-           for chunk, index in zip(logits.split(rows_per_chunk), ids.split(rows_per_chunk))]
-    return torch.cat(out)
+def _stop_criterion(stop: Callable[[], bool]):
+    """A transformers StoppingCriteria that ends all rows at once when `stop()` is true."""
+    from transformers import StoppingCriteria
+
+    class StopAll(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:  # (N, T) -> (N,)
+            return torch.full((input_ids.shape[0],), stop(), dtype=torch.bool, device=input_ids.device)
+
+    return StopAll()
 
 
 def _eos_ids(model, processor) -> list[int]:

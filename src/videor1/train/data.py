@@ -15,10 +15,9 @@ from videor1.data.loading import LoadResult
 from videor1.data.records import Record
 from videor1.media.loader import MediaConfig, SkipLog, load_media_or_skip
 from videor1.media.shuffle import sample_seed
-from videor1.models.inputs import Prompt, encode
+from videor1.models.inputs import Prompt, Question, encode
 from videor1.prompts import build_question, load_template
 from videor1.train.config import RLConfig
-from videor1.train.rollout_step import Question
 
 log = logging.getLogger(__name__)
 

@@ -10,61 +10,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from videor1.algo import policy_loss
 from videor1.data.loading import load_records
 from videor1.media.loader import SkipLog
 from videor1.models.loading import load_processor, load_reference, reference_context
-from videor1.models.vision import encode_vision, has_trainable_vision, repeat_items
-from videor1.rollout.hf import HFEngine, selective_log_softmax
+from videor1.models.logprobs import GroupedPolicy, sequence_logprobs
+from videor1.models.vision import encode_vision, has_trainable_vision
+from videor1.rollout.hf import HFEngine
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from videor1.train.config import RLConfig
 from videor1.train.data import QuestionSource
 from videor1.train.metrics import MetricsWriter
-from videor1.train.run import load_policy, make_optimizer, placement, start_run
+from videor1.train.run import TrainResult, load_policy, make_optimizer, placement, start_run
 from videor1.train.rollout_step import Rollout, collect
 
 log = logging.getLogger(__name__)
-
-
-def sequence_logprobs(model, batch, completion_ids: Tensor, completion_mask: Tensor, group_size: int,
-                      temperature: float, vision: dict) -> Tensor:
-    """Per-token log-probs (B*G, T) of the completions after their prompts, under `temperature`.
-
-    batch: the B prompts (left-padded); completion_ids / mask: (B*G, T); vision: the B prompts'
-    mm_encoder_outputs, shared by the G sequences of each group. `mm_token_type_ids` goes with the
-    ids: without it Qwen2.5-VL silently falls back to 1-D positions (SPEC §7).
-    """
-    G = group_size
-    ids = torch.cat([batch["input_ids"].repeat_interleave(G, 0), completion_ids], dim=1)
-    attention = torch.cat([batch["attention_mask"].repeat_interleave(G, 0), completion_mask], dim=1)
-    types = torch.cat([batch["mm_token_type_ids"].repeat_interleave(G, 0), torch.zeros_like(completion_ids)], dim=1)
-    timing = {key: batch[key].repeat_interleave(G, 0) for key in ("image_grid_thw", "video_grid_thw",
-                                                                   "second_per_grid_ts") if key in batch}
-    length = completion_ids.shape[1]
-    out = model(input_ids=ids, attention_mask=attention, mm_token_type_ids=types,
-                mm_encoder_outputs=repeat_items(vision, G), logits_to_keep=length + 1, use_cache=False, **timing)
-    return selective_log_softmax(out.logits[:, :-1], completion_ids, temperature)
-
-
-class GroupedPolicy(nn.Module):
-    """The policy forward over B groups of G responses, each prompt's media encoded once, inside
-    `forward` so that DDP / FSDP see every parameter used (a trainable merger included)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch, completion_ids, completion_mask, group_size: int, temperature: float,
-                vision: dict | None = None) -> Tensor:
-        if vision is None:
-            vision = encode_vision(self.model, batch)
-        return sequence_logprobs(self.model, batch, completion_ids, completion_mask, group_size, temperature, vision)
 
 
 def _temperature(config: RLConfig) -> float:
@@ -116,12 +80,6 @@ def update(rollouts: list[Rollout], policy, accelerator, optimizer, scheduler, c
         optimizer.zero_grad(set_to_none=True)
     stats["time/update"] = time.perf_counter() - started
     return {f"train/{k}" if "/" not in k else k: v for k, v in stats.items()}
-
-
-@dataclass
-class TrainResult:
-    output_dir: Path  # checkpoints, metrics.jsonl, config.yaml
-    model: nn.Module  # the trained policy (unwrapped), on this process
 
 
 def train(config: RLConfig, resume: bool = False, progress: bool = True) -> TrainResult:

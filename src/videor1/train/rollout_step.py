@@ -23,21 +23,12 @@ from videor1.algo import (
     temporal_bonus_certain,
     temporal_reward,
 )
-from videor1.data.records import Record
 from videor1.media.shuffle import apply_permutation, embedding_permutation, sample_seed, shuffle_permutation
-from videor1.models.inputs import Prompt, encode
+from videor1.models.inputs import Prompt, Question, encode
 from videor1.models.vision import encode_vision, select_items
 from videor1.rewards import accuracy_rewards, format_reward
 from videor1.rollout.base import Completions, Engine
 from videor1.train.config import RLConfig
-
-
-@dataclass
-class Question:
-    """A training question with its decoded media, ready to prompt."""
-
-    record: Record
-    prompt: Prompt
 
 
 @dataclass

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from videor1.models.loading import ModelOptions, load_model, vision_module
 from videor1.train.config import OptimConfig
 from videor1.train.metrics import trackers
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a training stage (RL or SFT) returns."""
+
+    output_dir: Path  # checkpoints, metrics.jsonl, config.yaml
+    model: nn.Module  # the trained policy (unwrapped), on this process
 
 
 def start_run(config):

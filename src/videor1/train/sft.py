@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from videor1.media.loader import MediaConfig, SkipLog
-from videor1.models.inputs import encode
+from videor1.models.inputs import Question, encode
 from videor1.models.loading import ModelOptions, load_processor, trainable_summary
 from videor1.rewards import accuracy_rewards, format_reward
 from videor1.rollout.base import SamplingConfig
@@ -32,9 +32,7 @@ from videor1.rollout.hf import HFEngine
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from videor1.train.config import DataConfig, OptimConfig, RunConfig, StageConfig, load_config
 from videor1.train.metrics import MetricsWriter
-from videor1.train.run import load_policy, make_optimizer, start_run
-from videor1.train.rl import TrainResult
-from videor1.train.rollout_step import Question
+from videor1.train.run import TrainResult, load_policy, make_optimizer, start_run
 from videor1.train.sft_data import IGNORE, ExampleSource, held_out_examples, load_splits, with_targets
 
 log = logging.getLogger(__name__)

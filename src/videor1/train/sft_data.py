@@ -25,8 +25,8 @@ import torch
 from videor1.data.loading import LoadResult, load_records
 from videor1.data.records import CotRecord, Record
 from videor1.media.shuffle import sample_seed
+from videor1.models.inputs import Question
 from videor1.train.data import QuestionSource
-from videor1.train.rollout_step import Question
 
 log = logging.getLogger(__name__)
 
