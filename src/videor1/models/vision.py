@@ -10,21 +10,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 MODALITIES = {"image": ("pixel_values", "image_grid_thw"), "video": ("pixel_values_videos", "video_grid_thw")}
 
 
 def encode_vision(model, batch) -> dict:
-    """Run the vision tower once over the batch's images and videos: {"image": out, "video": out}."""
-    outputs = {}
+    """The batch's images and videos through the vision tower in ONE call: {"image": out, "video": out}.
+
+    One call whatever the batch holds: under sharded parameters (FSDP, ZeRO-3) each tower call gathers
+    the weights with a collective, so a process that encoded images and videos separately would call it
+    twice while another calls it once, and both would wait forever (docs/training.md, lockstep). Qwen's
+    towers encode each image / video on its own (attention within each item's grid), so one call over
+    the concatenated patches gives each item the embeddings of a call of its own.
+    """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    for modality, (pixels, grid) in MODALITIES.items():
-        if batch.get(pixels) is not None:
-            encoder = getattr(base, f"get_{modality}_features")
-            out = encoder(batch[pixels], batch[grid], return_dict=True)
-            out.last_hidden_state = None  # unmerged patch states: not used downstream, free the memory
-            outputs[modality] = out
+    present = [(modality, batch[pixels], batch[grid]) for modality, (pixels, grid) in MODALITIES.items()
+               if batch.get(pixels) is not None]
+    if not present:
+        return {}
+    # get_image_features and get_video_features run the same tower (patches of the same size)
+    pixels = torch.cat([p for _, p, _ in present])
+    grids = torch.cat([g for _, _, g in present])
+    out = base.get_image_features(pixels, grids, return_dict=True)
+    out.last_hidden_state = None  # unmerged patch states: not used downstream, free the memory
+    outputs, first = {}, 0
+    for modality, _, grid in present:
+        items = slice(first, first + len(grid))
+        fields = {"pooler_output": tuple(out.pooler_output[items])}
+        if getattr(out, "deepstack_features", None) is not None:
+            fields["deepstack_features"] = [tuple(layer[items]) for layer in out.deepstack_features]
+        outputs[modality] = type(out)(**{**{k: v for k, v in out.items() if k != "last_hidden_state"}, **fields})
+        first += len(grid)
     return outputs
 
 
