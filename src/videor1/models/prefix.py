@@ -1,0 +1,161 @@
+"""The shared-prefix forward: each prompt runs once for its G responses.
+
+In a group the G sequences share their prompt (media and question); only the responses differ. The
+full forward runs B*G sequences of prompt + response. Here the B prompts (all but their last token)
+run once, with gradient when the caller needs it; their key/value states are repeated to the B*G
+sequences, and a second forward runs the responses only, attending to that cache. It starts at the
+prompt's last token, so that its logits are aligned with the response ids (the first response
+token's logit is the last prompt token's) and no (B*G, T, V) tensor is concatenated.
+
+The result equals the full forward's within float rounding (tests/models/test_prefix.py): the same
+keys, values and M-RoPE positions reach every response token. Response tokens continue the text
+positions of their prompt (the last prompt token's position + 1, + 2, ... on all three axes), as
+`get_rope_index` numbers them when it sees prompt + response as one sequence.
+
+Gradient checkpointing: transformers drops a cache under checkpointing, because replaying a layer in
+the backward pass would append to it a second time. The two caches here never grow on a replay (the
+prompt pass overwrites what it records, the response pass reads its prefix and stores nothing), so
+the decoder layers are told to keep them for the two calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import torch
+from torch import Tensor
+from transformers.cache_utils import Cache, DynamicLayer
+
+log = logging.getLogger(__name__)
+
+# Attention kernels whose masked, cached path has been checked exact against the full forward.
+_EXACT_ATTENTION = ("sdpa", "eager")
+_warned: set[str] = set()
+
+
+class _RecordingLayer(DynamicLayer):
+    """The prompt pass: keeps the layer's keys and values (B, heads, P-1, d), returns them unchanged.
+    A checkpointing replay overwrites them with equal values instead of appending."""
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        self.keys, self.values = key_states, value_states
+        return key_states, value_states
+
+
+class _PrefixLayer(DynamicLayer):
+    """The response pass: the prompt's keys and values (B*G, heads, P-1, d) before the new ones; stores
+    nothing, so a replay sees the same prefix."""
+
+    def __init__(self, keys: Tensor, values: Tensor):
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.device = keys.device
+        self.is_initialized = True
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def unsupported_reason(model, batch) -> str | None:
+    """Why the shared-prefix forward cannot be used for `model` and `batch` (None: it can)."""
+    base = _base(model)
+    attention = getattr(base.config, "_attn_implementation", None)
+    if attention not in _EXACT_ATTENTION:
+        return f"attention implementation {attention!r} is not checked exact with a prefilled cache " \
+               f"(supported: {', '.join(_EXACT_ATTENTION)})"
+    for module in base.modules():
+        kind = type(module).__name__
+        if kind.startswith("FSDP") or kind == "FullyShardedDataParallel":
+            return "FSDP-sharded model: two forwards per backward are not verified under FSDP"
+        if getattr(module, "gradient_checkpointing", False) and module.training:
+            checkpoint = getattr(module, "_gradient_checkpointing_func", None)
+            if getattr(checkpoint, "keywords", {}).get("use_reentrant", False):
+                return "reentrant gradient checkpointing: no gradient would reach the prompt's cache"
+    if any(hasattr(p, "ds_id") for p in base.parameters()):
+        return "DeepSpeed ZeRO-3 partitioned parameters: two forwards per backward are not verified"
+    if batch["input_ids"].shape[1] < 2:
+        return "prompts of one token"
+    if (batch["mm_token_type_ids"][:, -1] != 0).any():
+        return "a prompt that ends in a vision token"
+    return None
+
+
+def shared_prefix_supported(model, batch) -> bool:
+    """Whether `prefix_logits` can run; logs why not, once per reason."""
+    reason = unsupported_reason(model, batch)
+    if reason is not None and reason not in _warned:
+        _warned.add(reason)
+        log.warning("shared-prefix forward off (each sequence runs its whole prompt): %s", reason)
+    return reason is None
+
+
+def prompt_positions(model, batch) -> Tensor | None:
+    """The prompts' M-RoPE position ids (3, B, P), as the full forward computes them; None for a batch
+    without images or videos (the model then numbers tokens 0..P-1, padding included)."""
+    if batch.get("image_grid_thw") is None and batch.get("video_grid_thw") is None:
+        return None
+    positions, _ = _base(model).model.get_rope_index(batch["input_ids"], batch["mm_token_type_ids"],
+                                                    attention_mask=batch["attention_mask"], **_timing(batch))
+    return positions
+
+
+def _timing(batch) -> dict:
+    """The batch's grids and video timing, which M-RoPE reads."""
+    return {key: batch[key] for key in ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
+            if key in batch}
+
+
+@contextlib.contextmanager
+def _cache_under_checkpointing(model):
+    """Let the decoder layers keep the two replay-safe caches when they checkpoint."""
+    layers = [m for m in _base(model).modules() if getattr(m, "gradient_checkpointing", False)]
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache  # back to the class's False
+
+
+def prefix_logits(model, batch, completion_ids: Tensor, completion_mask: Tensor, group_size: int,
+                  vision: dict) -> Tensor:
+    """Logits (B*G, T, V) of the completions' tokens, row b*G+i = response i of prompt b: logits[:, t]
+    predicts completion_ids[:, t]. Equal to the full forward's `logits[:, P-1:-1]`.
+
+    batch: the B prompts, left-padded (input_ids, attention_mask, mm_token_type_ids (B, P), grids);
+    completion_ids / completion_mask: (B*G, T), right-padded; vision: the B prompts' `mm_encoder_outputs`
+    (each image / video once, not repeated G times). Gradients flow into the prompt pass.
+    """
+    G, T = group_size, completion_ids.shape[1]
+    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["mm_token_type_ids"]
+    layers = _base(model).config.get_text_config().num_hidden_layers
+    positions = prompt_positions(model, batch)
+    recorded = Cache(layers=[_RecordingLayer() for _ in range(layers)])
+    with _cache_under_checkpointing(model):
+        # 1. The prompts without their last token, once each: only their keys and values are used.
+        _base(model).model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
+                           mm_token_type_ids=types[:, :-1], mm_encoder_outputs=dict(vision), cache=recorded,
+                           position_ids=None if positions is None else positions[..., :-1], use_cache=True,
+                           **_timing(batch))
+        prefix = Cache(layers=[_PrefixLayer(r.keys.repeat_interleave(G, 0), r.values.repeat_interleave(G, 0))
+                               for r in recorded.layers])
+        # 2. Each sequence from the prompt's last token on: [last prompt token, response[:-1]] (B*G, T).
+        tail = torch.cat([ids[:, -1:].repeat_interleave(G, 0), completion_ids[:, :-1]], dim=1)
+        attention = torch.cat([mask.repeat_interleave(G, 0), completion_mask[:, :-1]], dim=1)
+        P = ids.shape[1]
+        if positions is None:
+            start = torch.full((3, ids.shape[0], 1), P - 1, dtype=torch.long, device=ids.device)
+        else:
+            start = positions[..., -1:]
+        tail_positions = start.repeat_interleave(G, 1) + torch.arange(T, device=ids.device)
+        out = model(input_ids=tail, attention_mask=attention, mm_token_type_ids=torch.zeros_like(tail),
+                    position_ids=tail_positions, cache=prefix, use_cache=True)
+    return out.logits
