@@ -8,7 +8,8 @@ import pytest
 
 from factories import image_record, video_record
 from videor1.data import Record
-from videor1.prompts import PRESETS, build_question, load_template
+from videor1.prompts import PLAIN, PRESETS, build_question, load_template
+from videor1.rewards import PROBLEM_TYPES
 
 REASONING = (
     "Please think about this question as if you were a human pondering deeply. Engage in an internal dialogue "
@@ -72,10 +73,19 @@ def test_custom_template_from_file(tmp_path: Path):
     assert text == "Q: Which direction does the red square move? | A. left; B. right; C. up; D. down;  -> letter"
 
 
-def test_incomplete_or_unknown_templates_are_clear_errors(tmp_path: Path):
+def test_a_template_overrides_some_instructions_and_takes_the_problem_types_own_for_the_rest(tmp_path: Path):
     path = tmp_path / "half.yaml"
-    path.write_text("body: '{question}'\ntype_instructions: {numerical: ' n'}\n")
-    with pytest.raises(ValueError, match="no type_instructions for: multiple choice, OCR, free-form, regression"):
+    path.write_text("body: '{question}'\nanswer_style: plain\ntype_instructions: {numerical: ' n'}\n")
+    template = load_template(path)
+    assert template.instruction("numerical") == " n"
+    assert template.instruction("OCR") == PROBLEM_TYPES["OCR"].plain_instruction == PLAIN.instruction("OCR")
+    assert PRESETS["video-r1"].instruction("OCR") == PROBLEM_TYPES["OCR"].instruction
+
+
+def test_unknown_templates_and_problem_types_are_clear_errors(tmp_path: Path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("body: '{question}'\ntype_instructions: {numeric: ' n'}\n")
+    with pytest.raises(ValueError, match="unknown problem types: numeric"):
         load_template(path)
     with pytest.raises(ValueError, match="unknown prompt template 'video-r2'"):
         load_template("video-r2")

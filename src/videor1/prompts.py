@@ -14,31 +14,40 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
-from videor1.data.records import PROBLEM_TYPES, Record
+from videor1.data.records import Record
+from videor1.rewards import PROBLEM_TYPES, get_problem_type
 
 
 class PromptTemplate(BaseModel):
     """How a record becomes a question.
 
-    text = body.format(question=problem + options block) + type_instructions[problem_type]
-    where the options block (multiple choice only) is options_header + option_line per option.
+    text = body.format(question=problem + options block) + the problem type's answer instruction,
+    where the options block (types that list options: multiple choice) is options_header + option_line
+    per option. The instruction is `type_instructions[type]` when the template names the type, else the
+    problem type's own (`rewards.PROBLEM_TYPES`, in the template's `answer_style`).
     """
 
     name: str
     body: str = Field(description="Format string with a {question} field.")
     options_header: str = Field(default="Options:\n", description="Put after the problem for multiple choice.")
     option_line: str = Field(default="{option}\n", description="Format string with an {option} field.")
-    type_instructions: dict[str, str] = Field(description="Appended answer instruction per problem type.")
+    answer_style: Literal["tags", "plain"] = Field(
+        default="tags", description="The problem types' instructions to use: answer in <answer> tags "
+        "(video-r1) or plain (no reasoning).")
+    type_instructions: dict[str, str] = Field(
+        default_factory=dict, description="Answer instruction per problem type, instead of the type's own.")
 
     @model_validator(mode="after")
     def _complete(self) -> PromptTemplate:
-        missing = [t for t in PROBLEM_TYPES if t not in self.type_instructions]
-        if missing:
-            raise ValueError(f"template {self.name!r} has no type_instructions for: {', '.join(missing)}")
+        unknown = [t for t in self.type_instructions if t not in PROBLEM_TYPES]
+        if unknown:
+            raise ValueError(f"template {self.name!r} has type_instructions for unknown problem types: "
+                             f"{', '.join(unknown)} (known: {', '.join(PROBLEM_TYPES)})")
         for field, text, name in (("body", self.body, "question"), ("option_line", self.option_line, "option")):
             try:
                 text.format(**{name: ""})
@@ -49,20 +58,19 @@ class PromptTemplate(BaseModel):
             raise ValueError(f"template {self.name!r}: body must contain {{question}}")
         return self
 
+    def instruction(self, name: str) -> str:
+        """The answer instruction appended for problem type `name`."""
+        if name in self.type_instructions:
+            return self.type_instructions[name]
+        entry = get_problem_type(name)
+        return entry.instruction if self.answer_style == "tags" else entry.plain_instruction
+
     def render(self, problem: str, problem_type: str, options: list[str] | None = None) -> str:
         question = problem
-        if problem_type == "multiple choice" and options:
+        if get_problem_type(problem_type).options and options:
             question += self.options_header + "".join(self.option_line.format(option=o) for o in options)
-        return self.body.format(question=question) + self.type_instructions[problem_type]
+        return self.body.format(question=question) + self.instruction(problem_type)
 
-
-_ANSWER_IN_TAGS = {
-    "multiple choice": " Please provide only the single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags.",
-    "numerical": " Please provide the numerical value (e.g., 42 or 3.14) within the <answer> </answer> tags.",
-    "OCR": " Please transcribe text from the image/video clearly and provide your text answer within the <answer> </answer> tags.",
-    "free-form": " Please provide your text answer within the <answer> </answer> tags.",
-    "regression": " Please provide the numerical value (e.g., 42 or 3.14) within the <answer> </answer> tags.",
-}
 
 VIDEO_R1 = PromptTemplate(
     name="video-r1",
@@ -75,14 +83,12 @@ VIDEO_R1 = PromptTemplate(
         "Provide your detailed reasoning between the <think> </think> tags, and then give your final answer "
         "between the <answer> </answer> tags."
     ),
-    type_instructions=_ANSWER_IN_TAGS,
 )
 
 VIDEO_R1_EVAL = PromptTemplate(
     name="video-r1-eval",
     body=VIDEO_R1.body.replace("<think> </think> tags", "<think> and </think> tags").replace(
         "<answer> </answer> tags.", "<answer> and </answer> tags."),
-    type_instructions=_ANSWER_IN_TAGS,
 )
 
 PLAIN = PromptTemplate(
@@ -90,13 +96,7 @@ PLAIN = PromptTemplate(
     body="{question}",
     options_header="\nOptions:\n",
     option_line="{option}\n",
-    type_instructions={
-        "multiple choice": "Answer with the option's letter only.",
-        "numerical": "\nAnswer with a single number only.",
-        "OCR": "\nAnswer with the transcribed text only.",
-        "free-form": "\nAnswer briefly.",
-        "regression": "\nAnswer with a single number only.",
-    },
+    answer_style="plain",
 )
 
 PRESETS: dict[str, PromptTemplate] = {t.name: t for t in (VIDEO_R1, VIDEO_R1_EVAL, PLAIN)}

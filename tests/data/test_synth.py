@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from videor1.data.records import PROBLEM_TYPES, option_letter, option_text
+from videor1.data.records import option_letter, option_text
 from videor1.data.synth import REASONING, TASKS, SynthConfig, synthesize
 from videor1.data.synth_scenes import (
     COLOR_RGB, OPPOSITE, WORDS, Renderer, Scene, Track, _text_mask, cell_center, direction_of,
 )
 from videor1.data.validate import validate_records
-from videor1.rewards import accuracy_reward, format_reward
+from videor1.rewards import PROBLEM_TYPES, accuracy_reward, format_reward
 
 KINDS = {"rl_train": "train", "cot_train": "cot", "eval": "eval", "describe": "train"}
 SMALL = SynthConfig(cot_size=12, eval_size=10, describe_size=12)

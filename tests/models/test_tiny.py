@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from videor1.data import PROBLEM_TYPES, Record, read_raw
+from videor1.data import Record, read_raw
 from videor1.media import FrameSampling, read_video
 from videor1.models import (
     FAMILIES,
@@ -23,6 +23,7 @@ from videor1.models import (
     load_processor,
 )
 from videor1.prompts import PRESETS, build_question
+from videor1.rewards import PROBLEM_TYPES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mini"
 DATA_FILES = sorted(EXAMPLES.glob("*.json"))
@@ -57,7 +58,7 @@ def test_corpus_holds_every_record_text_and_every_preset():
     for template in PRESETS.values():
         assert template.body.split("{question}")[1].split("<think>")[0] in text
         for problem_type in PROBLEM_TYPES:
-            assert template.type_instructions[problem_type].split("<answer>")[0] in text
+            assert template.instruction(problem_type).split("<answer>")[0] in text
     # The reasoning tags are added tokens, never trained into BPE merges.
     assert not any(tag in piece for piece in corpus for tag in REASONING_TOKENS)
     assert "0 1 2 3" in text and "3.14" in text

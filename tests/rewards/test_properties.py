@@ -38,7 +38,7 @@ HUGE_TEXT = st.builds(
 NOT_TEXT = st.one_of(st.none(), st.integers(), st.floats(), st.lists(st.text(), max_size=2))
 FIXED_OPTIONS = ["A. red circle", "B. blue square", "C. green triangle", "D. yellow star"]
 OPTIONS = st.one_of(st.none(), st.just(FIXED_OPTIONS), st.lists(TEXT, max_size=5))
-PROBLEM_TYPE = st.one_of(st.sampled_from(PROBLEM_TYPES), st.sampled_from(["video eval", "", "ocr"]))
+PROBLEM_TYPE = st.one_of(st.sampled_from(list(PROBLEM_TYPES)), st.sampled_from(["video eval", "", "ocr"]))
 
 
 def _all_rewards(pred, gt, options, problem_type):

@@ -3,7 +3,6 @@
 from videor1.data.loading import DataFileError, LoadResult, load_records, read_raw, resolve_media, write_records
 from videor1.data.records import (
     DATA_TYPES,
-    PROBLEM_TYPES,
     CotRecord,
     EvalRecord,
     Record,
@@ -14,7 +13,6 @@ from videor1.data.records import (
 
 __all__ = [
     "DATA_TYPES",
-    "PROBLEM_TYPES",
     "CotRecord",
     "DataFileError",
     "EvalRecord",

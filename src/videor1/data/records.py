@@ -1,4 +1,4 @@
-"""Typed records of the Video-R1 data formats (SPEC §4).
+"""Typed records of the Video-R1 data formats (docs/data.md).
 
 - `Record`: a Video-R1-260k training record (RL).
 - `CotRecord`: a Video-R1-COT-165k record, i.e. a `Record` with a `<think>…</think>` `process`.
@@ -15,10 +15,10 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from videor1.rewards.problem_types import PROBLEM_TYPES
+
 DataType = Literal["image", "video"]
-ProblemType = Literal["multiple choice", "numerical", "OCR", "free-form", "regression"]
 DATA_TYPES: tuple[str, ...] = get_args(DataType)
-PROBLEM_TYPES: tuple[str, ...] = get_args(ProblemType)
 
 _OPTION = re.compile(r"^\s*([A-Z])\.\s*(.*?)\s*$", re.DOTALL)
 _SOLUTION = re.compile(r"^\s*<answer>(.*)</answer>\s*$", re.DOTALL)
@@ -45,7 +45,8 @@ class Record(BaseModel):
     problem_id: int | str = Field(description="Identifier of the record, unique within its file.")
     problem: str = Field(min_length=1, description="The question, without options or instructions.")
     data_type: DataType
-    problem_type: ProblemType
+    problem_type: str = Field(description="One of rewards.PROBLEM_TYPES: multiple choice, numerical, OCR, "
+                              "free-form, regression.")
     options: list[str] = Field(default_factory=list, description='Options like "A. text" (multiple choice).')
     solution: str = Field(description='The ground truth wrapped in answer tags: "<answer>B</answer>".')
     path: str = Field(min_length=1, description="Media path, relative to the media root.")
@@ -57,6 +58,13 @@ class Record(BaseModel):
         match = _SOLUTION.match(value)
         if not match or "<answer>" in match.group(1) or "</answer>" in match.group(1) or not match.group(1).strip():
             raise ValueError(f"solution must be one non-empty '<answer>…</answer>', got {value[:80]!r}")
+        return value
+
+    @field_validator("problem_type")
+    @classmethod
+    def _known_problem_type(cls, value: str) -> str:
+        if value not in PROBLEM_TYPES:
+            raise ValueError(f"unknown problem type {value!r}; known: {', '.join(map(repr, PROBLEM_TYPES))}")
         return value
 
     @field_validator("options")
@@ -73,12 +81,12 @@ class Record(BaseModel):
 
     @model_validator(mode="after")
     def _answer_fits_problem_type(self) -> Record:
-        if self.problem_type == "multiple choice":
-            if len(self.options) < 2:
-                raise ValueError("a multiple-choice record needs at least two options")
-            letters = [option_letter(option) for option in self.options]
-            if self.answer.upper() not in letters:
-                raise ValueError(f"answer {self.answer!r} is not one of the option letters {''.join(letters)}")
+        # The answer must be one its reward can read (rewards.PROBLEM_TYPES: the type's validation rule):
+        # a numerical item whose answer is no number scores 0 whatever the model says, and is skipped
+        # like any other bad record.
+        problem = PROBLEM_TYPES[self.problem_type].problem(self.answer, self.options)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property

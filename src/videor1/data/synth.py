@@ -29,11 +29,12 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 
 from videor1.data.loading import write_records
-from videor1.data.records import PROBLEM_TYPES, CotRecord, EvalRecord, Record
+from videor1.data.records import CotRecord, EvalRecord, Record
 from videor1.data.synth_scenes import (
     BACKGROUNDS, BUILDERS, COLOR_RGB, DIRECTIONS, SHAPES, Renderer, Scene, cell_name, describe,
     direction_of, object_name, path_length, per_instant, write_image, write_video,
 )
+from videor1.rewards import PROBLEM_TYPES
 
 # (task, problem type, needs frame order); a task listed twice is asked both ways.
 VARIANTS: tuple[tuple[str, str, bool], ...] = (

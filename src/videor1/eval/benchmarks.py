@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videor1.data.records import Record
+from videor1.rewards import get_problem_type
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Benchmark:
 
     def uses_mra(self, record: Record) -> bool:
         """Whether the item is scored with Mean Relative Accuracy instead of accuracy."""
-        if record.problem_type == "regression":
+        if get_problem_type(record.problem_type).score == "mra":  # regression
             return True
         if not self.mra_tasks:
             return False

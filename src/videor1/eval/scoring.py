@@ -1,9 +1,10 @@
-"""Benchmark scores from per-sample results (SPEC §5): pure functions, no model and no I/O.
+"""Benchmark scores from per-sample results (docs/rewards.md): pure functions, no model and no I/O.
 
 - An answer is read from the last `<answer>…</answer>` pair, else from the whole output, and scored
-  with the rule-based rewards (`videor1.rewards`): option letters as robustly as in training,
-  numbers by value, OCR by 1 − WER, free-form by ROUGE.
-- MRA items (every regression item; VSI-Bench's numerical tasks) get Mean Relative Accuracy.
+  by its problem type (`videor1.rewards.PROBLEM_TYPES`) with the training rewards: option letters as
+  robustly as in training, numbers by value, OCR by 1 − WER, free-form by ROUGE.
+- MRA items (every item of an `mra` type, i.e. regression; VSI-Bench's numerical tasks) get Mean
+  Relative Accuracy.
 - A benchmark's `accuracy` is the mean over its accuracy items (every non-regression item, except
   VSI-Bench's numerical tasks), `mra` the mean over its MRA items. A failed sample (media or
   generation) scores 0 and stays in every denominator: the item set is the benchmark's, whatever
@@ -25,21 +26,12 @@ from pydantic import BaseModel, Field
 
 from videor1.data.records import Record
 from videor1.eval.benchmarks import Benchmark
-from videor1.rewards import (
-    extract_answer,
-    free_form_reward,
-    mean_relative_accuracy,
-    multiple_choice_reward,
-    numerical_reward,
-    ocr_reward,
-    parse_number,
-    parse_option_letter,
-)
+from videor1.rewards import extract_answer, get_problem_type, mean_relative_accuracy, parse_number
 
 Metric = Literal["accuracy", "mra"]
 # Official VSI-Bench merges these levels into one task before averaging the tasks.
-VSI_DIRECTION_LEVELS = ("object_rel_direction_easy", "object_rel_direction_medium", "object_rel_direction_hard")
-_TEXT_SCORES = {"numerical": numerical_reward, "OCR": ocr_reward, "free-form": free_form_reward}
+VSI_DIRECTION_LEVELS = ("object_rel_direction_easy", "object_rel_direction_medium",
+                        "object_rel_direction_hard")
 
 
 def read_answer(output: str) -> str:
@@ -52,23 +44,20 @@ def score_answer(answer: str, record: Record, metric: Metric, correct_at: float 
                  ) -> tuple[str | float | None, float]:
     """(what the answer was read as, its score in [0, 1]) against the record's ground truth.
 
-    prediction: the option letter (multiple choice), the number (numerical, MRA), the text (OCR,
-    free-form), or None when nothing could be read. `correct_at`: OCR / free-form score 1 when their
-    reward reaches it, else 0 (None: the reward itself).
+    Both come from the record's problem type (`rewards.PROBLEM_TYPES`): the prediction is its parser's
+    reading (an option letter, a number, the text; None when nothing could be read), the score its
+    reward, thresholded at `correct_at` for `threshold` types (None: the reward itself). The `mra`
+    metric scores the parsed numbers by Mean Relative Accuracy, whatever the type.
     """
+    kind = get_problem_type(record.problem_type)
     if metric == "mra":
         pred, gt = parse_number(answer), parse_number(record.answer)
         score = mean_relative_accuracy(pred, gt) if pred is not None and gt is not None else 0.0
         return pred, score
-    if record.problem_type == "multiple choice":
-        return parse_option_letter(answer, record.options), multiple_choice_reward(answer, record.answer,
-                                                                                   record.options)
-    if record.problem_type == "numerical":
-        return parse_number(answer), numerical_reward(answer, record.answer)
-    if record.problem_type in _TEXT_SCORES:
-        score = _TEXT_SCORES[record.problem_type](answer, record.answer)
-        return answer, score if correct_at is None else float(score >= correct_at)
-    return None, 0.0  # regression is always MRA: unreachable for valid records
+    score = kind.reward(answer, record.answer, record.options)
+    if kind.score == "threshold" and correct_at is not None:
+        score = float(score >= correct_at)
+    return kind.parse(answer, record.options), score
 
 
 class SampleResult(BaseModel):

@@ -200,8 +200,9 @@ def corpus_from_records(paths: Iterable[str | Path]) -> list[str]:
     every preset template rendered for every problem type (weighted like the records, since each prompt
     repeats them), and digits / punctuation / the chat template's words. No paths: the presets alone.
     """
-    from videor1.data import PROBLEM_TYPES, read_raw
+    from videor1.data import read_raw
     from videor1.prompts import PRESETS
+    from videor1.rewards import PROBLEM_TYPES
 
     texts: list[str] = []
     for path in paths:

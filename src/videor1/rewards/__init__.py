@@ -1,7 +1,7 @@
-"""Rule-based rewards for Video-R1 training and evaluation (SPEC §3, paper §3.1).
+"""Rule-based rewards and the problem types for Video-R1 training and evaluation (docs/rewards.md).
 
-A leaf package: it imports nothing else from ``videor1`` and nothing heavy at import
-(jiwer and rouge-score are imported on first use).
+A leaf package, the bottom layer: it imports nothing else from ``videor1`` and nothing heavy
+at import (jiwer and rouge-score are imported on first use).
 """
 
 from videor1.rewards.answers import (
@@ -12,11 +12,15 @@ from videor1.rewards.answers import (
     parse_option_letter,
     parse_options,
 )
-from videor1.rewards.scores import (
-    MRA_TOLERANCES,
+from videor1.rewards.problem_types import (
     PROBLEM_TYPES,
+    ProblemType,
     accuracy_reward,
     accuracy_rewards,
+    get_problem_type,
+)
+from videor1.rewards.scores import (
+    MRA_TOLERANCES,
     format_reward,
     free_form_reward,
     mean_relative_accuracy,
@@ -30,6 +34,7 @@ __all__ = [
     "MAX_PARSE_CHARS",
     "MRA_TOLERANCES",
     "PROBLEM_TYPES",
+    "ProblemType",
     "accuracy_reward",
     "accuracy_rewards",
     "extract_answer",
@@ -43,5 +48,6 @@ __all__ = [
     "parse_number",
     "parse_option_letter",
     "parse_options",
+    "get_problem_type",
     "regression_reward",
 ]

@@ -1,8 +1,8 @@
 """Rule-based rewards of Video-R1 (SPEC §3, paper §3.1).
 
 One pure function per answer type, each mapping (prediction text, ground-truth text)
-to a float in [0, 1], plus the dispatching ``accuracy_reward``, ``format_reward`` and
-VSI-Bench's ``mean_relative_accuracy``. None of them raises on any input: they score
+to a float in [0, 1] (the problem types of ``problem_types`` dispatch to them), plus
+``format_reward`` and VSI-Bench's ``mean_relative_accuracy``. None of them raises on any input: they score
 raw policy samples, where a crash would cost a training step.
 """
 
@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 
 from videor1.rewards.answers import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
-    extract_answer,
     parse_number,
     parse_option_letter,
 )
 
-PROBLEM_TYPES = ("multiple choice", "numerical", "OCR", "free-form", "regression")
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 # rouge-score's LCS is quadratic pure Python: 2,000 chars keeps one call under ~0.3 s.
 MAX_ROUGE_CHARS = 2_000
@@ -133,54 +131,3 @@ def mean_relative_accuracy(pred: float, gt: float) -> float:
         return float(p == 0)
     error = abs(p - g) / abs(g)
     return sum(error <= tol for tol in MRA_TOLERANCES) / len(MRA_TOLERANCES)
-
-
-_TEXT_REWARDS: dict[str, Callable[[str, str], float]] = {
-    "numerical": numerical_reward,
-    "OCR": ocr_reward,
-    "free-form": free_form_reward,
-    "regression": regression_reward,
-}
-
-
-def accuracy_reward(
-    completion: str, solution: str, problem_type: str, options: Sequence[str] | None = None
-) -> float:
-    """Score the completion's last ``<answer>`` against ``solution`` by ``problem_type`` (SPEC §3).
-
-    A completion without a complete answer pair scores 0.0; a solution without tags is
-    used whole; an unknown problem type scores 0.0.
-    """
-    pred = extract_answer(completion)
-    if pred is None or not isinstance(solution, str) or not isinstance(problem_type, str):
-        return 0.0
-    gt = extract_answer(solution)
-    gt = solution.strip() if gt is None else gt
-    if problem_type == "multiple choice":
-        return multiple_choice_reward(pred, gt, options)
-    reward_fn = _TEXT_REWARDS.get(problem_type)
-    return reward_fn(pred, gt) if reward_fn is not None else 0.0
-
-
-def accuracy_rewards(
-    completions: Sequence[str],
-    solutions: Sequence[str],
-    problem_types: Sequence[str],
-    options: Sequence[Sequence[str] | None] | None = None,
-) -> list[float]:
-    """Batch ``accuracy_reward``: every sample uses its own problem type and options.
-
-    The reference implementation scored a whole batch with the first sample's type.
-    Mismatched lengths are a caller bug, so they raise ``ValueError``.
-    """
-    options = [None] * len(completions) if options is None else options
-    if not len(completions) == len(solutions) == len(problem_types) == len(options):
-        raise ValueError(
-            "accuracy_rewards: completions, solutions, problem_types and options "
-            f"differ in length ({len(completions)}, {len(solutions)}, "
-            f"{len(problem_types)}, {len(options)})"
-        )
-    return [
-        accuracy_reward(c, s, t, o)
-        for c, s, t, o in zip(completions, solutions, problem_types, options, strict=True)
-    ]
