@@ -56,6 +56,7 @@ MediaRoot = Annotated[
     Path | None,
     typer.Option("--media-root", help="Directory that record paths are relative to (default: the data file's directory)."),
 ]
+AllowOutside = Annotated[bool, typer.Option("--allow-outside-media-root", help="Let record media paths lead outside the media root (by default such a record is bad: `..`, absolute paths and symlinks are resolved first).")]
 
 
 @data_app.command("validate")
@@ -63,9 +64,10 @@ def data_validate(
     file: FileArg,
     media_root: MediaRoot = None,
     kind: Annotated[str, typer.Option(help="Record schema: auto (cot when every record has `process`), train, cot, eval.")] = "auto",
-    report: Annotated[Path | None, typer.Option(help="Where to write the bad records (JSONL, empty when all are good; default: <file stem>.bad.jsonl here).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Where to write the bad records (JSONL; written, empty, even when all are good). Default: <file stem>.bad.jsonl here, only when some record is bad.")] = None,
     allow_bad: Annotated[bool, typer.Option("--allow-bad", help="Exit 0 even when some records are bad.")] = False,
-    media: Annotated[str, typer.Option(help="Media check: open (probe videos, decode images), exists, or none.")] = "open",
+    media: Annotated[str, typer.Option(help="Media check: open (decode videos at their sampled frames, decode images), exists, or none.")] = "open",
+    allow_outside_media_root: AllowOutside = False,
 ) -> None:
     """Check every record: schema, answer letter among the options, numeric answers, media present."""
     from videor1.data import DataFileError
@@ -76,7 +78,8 @@ def data_validate(
     if media not in ("open", "exists", "none"):
         _fail(f"--media must be open, exists or none, got {media!r}")
     try:
-        result = validate_records(file, kind=kind, media_root=media_root, check_media=media)
+        result = validate_records(file, kind=kind, media_root=media_root, check_media=media,
+                                  allow_outside_media_root=allow_outside_media_root)
     except DataFileError as error:
         _fail(str(error))
 
@@ -94,10 +97,16 @@ def data_validate(
     if result.duplicate_ids:
         shown = ", ".join(map(str, result.duplicate_ids[:10]))
         err_console.print(f"[yellow]warning:[/] {len(result.duplicate_ids)} problem_id(s) occur more than once: {shown}")
-    report = report or Path(f"{file.stem}.bad.jsonl")
-    result.write_bad(report)  # also when empty, so an old report never outlives a clean run
+    if result.videos_opened:
+        per_video = 1000 * result.video_seconds / result.videos_opened
+        console.print(f"media: {result.videos_opened} video(s) decoded at their sampled frames in "
+                      f"{result.video_seconds:.1f} s ({per_video:.0f} ms per video)")
+    if report is not None or result.bad:  # an asked-for report is written even when empty (no stale one)
+        report = report or Path(f"{file.stem}.bad.jsonl")
+        result.write_bad(report)
     if not result.bad:
-        console.print(f"[green]all {result.total} records are valid[/] (report: {report})")
+        console.print(f"[green]all {result.total} records are valid[/]"
+                      + (f" (empty report written to {report})" if report is not None else ""))
         return
     for bad in result.bad[:5]:
         err_console.print(f"  {bad.describe()}", markup=False, highlight=False)
@@ -121,6 +130,8 @@ def data_stats(
         dist = distribution(read_raw(file))
     except DataFileError as error:
         _fail(str(error))
+    for line in dist.unreadable[:5]:
+        err_console.print(f"[yellow]warning:[/] {file}: {line}; not counted", highlight=False)
     for name in FIELDS:
         table = Table(title=name.replace("_", " "))
         table.add_column("value")
@@ -203,7 +214,8 @@ def prompt(
     from pydantic import ValidationError
 
     from videor1.data import DataFileError, RecordError, read_raw
-    from videor1.data.records import RECORD_KINDS, parse_record
+    from videor1.data.loading import parse_row
+    from videor1.data.records import RECORD_KINDS
     from videor1.data.validate import guess_kind
     from videor1.prompts import build_question, load_template
 
@@ -211,7 +223,7 @@ def prompt(
         rows = read_raw(file)
         if not 0 <= index < len(rows):
             _fail(f"{file} has {len(rows)} records; --index {index} is out of range")
-        record = parse_record(rows[index], RECORD_KINDS[guess_kind(rows)], str(file), index)
+        record = parse_row(rows[index], RECORD_KINDS[guess_kind(rows)], str(file), index)
         console.print(build_question(record, load_template(template)), markup=False, highlight=False)
     except (DataFileError, RecordError, ValueError, ValidationError) as error:
         _fail(str(error))
@@ -255,7 +267,12 @@ def _run_stage(load, train, config: Path | None, overrides: list[str], resume: b
         console.print(yaml.safe_dump(stage_config.model_dump(mode="json"), sort_keys=False), markup=False,
                       highlight=False)
         return
-    result = train(stage_config, resume=resume)
+    from videor1.data import DataFileError
+
+    try:
+        result = train(stage_config, resume=resume)
+    except DataFileError as error:  # a data file unreadable, or without one valid record
+        _fail(str(error))
     if PartialState().is_main_process:
         console.print(f"done: {result.output_dir}")
 
@@ -305,6 +322,7 @@ def evaluate(
     concurrency: Annotated[int, typer.Option(min=1, help="Endpoint requests in flight at once.")] = 4,
     bench: Annotated[str, typer.Option("--bench", help="vsibench, videommmu, mmvu, mvbench, tempcompass, videomme, synthetic, generic, or all.")] = "all",
     media_root: MediaRoot = None,
+    allow_outside_media_root: AllowOutside = False,
     frames: Annotated[int, typer.Option(min=2, help="Frames per video (paper: 16-64 at evaluation).")] = 32,
     max_pixels: Annotated[int, typer.Option(min=1, help="Max pixels per frame or image (paper: 256*28*28).")] = 256 * 28 * 28,
     min_pixels: Annotated[int, typer.Option(min=1, help="Min pixels per frame.")] = 16 * 28 * 28,
@@ -336,7 +354,8 @@ def evaluate(
         overrides = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
         sampling = sampling.model_validate({**sampling.model_dump(), **overrides})
         config = EvalConfig(model=model, endpoint=endpoint, endpoint_model=endpoint_model, concurrency=concurrency,
-                            bench=bench, data=data, media_root=media_root, out_dir=out, frames=frames,
+                            bench=bench, data=data, media_root=media_root,
+                            allow_outside_media_root=allow_outside_media_root, out_dir=out, frames=frames,
                             max_pixels=max_pixels, min_pixels=min_pixels, template=template, sampling=sampling,
                             batch_size=batch_size, shuffle=shuffle, temporal_reliance=temporal_reliance, seed=seed,
                             dtype=dtype, device=device, limit=limit, cache_dir=cache_dir)
@@ -480,6 +499,7 @@ def annotate_command(
     frames: Annotated[int, typer.Option(min=2, help="Frames per video.")] = 32,
     max_pixels: Annotated[int, typer.Option(min=1, help="Max pixels per frame or image.")] = 256 * 28 * 28,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts per teacher call.")] = 8,
+    allow_outside_media_root: AllowOutside = False,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest teacher response, in tokens.")] = 1024,
     greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding instead of temperature 0.01, top_p 0.001.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N records.")] = None,
@@ -498,7 +518,8 @@ def annotate_command(
     from videor1.eval import eval_sampling
 
     try:
-        config = AnnotateConfig(data=data, media_root=media_root, out=out, teacher=teacher, endpoint=endpoint,
+        config = AnnotateConfig(data=data, media_root=media_root, allow_outside_media_root=allow_outside_media_root,
+                                out=out, teacher=teacher, endpoint=endpoint,
                                 endpoint_model=endpoint_model, concurrency=concurrency, template=template,
                                 frames=frames, max_pixels=max_pixels, min_pixels=min(16 * 28 * 28, max_pixels),
                                 sampling=eval_sampling(max_new_tokens, greedy), threshold=threshold,

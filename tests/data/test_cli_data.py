@@ -83,6 +83,7 @@ def _mix(tmp_path: Path, config: str, out: str = "mix.json"):
 MIX = f"""
 seed: {{seed}}
 total: 10
+allow_outside_media_root: true  # examples/mini's media, outside the output's directory
 sources:
   - {{{{name: video, path: {EXAMPLES / 'train.json'}, ratio: 0.6, replace: true, where: {{{{data_type: video}}}}}}}}
   - {{{{name: image, path: {EXAMPLES / 'cot.json'}, count: 2, where: {{{{data_type: image}}}}}}}}
@@ -105,7 +106,7 @@ def test_mix_is_deterministic_keeps_provenance_and_media_resolve(tmp_path: Path)
     video_ids = sorted(row["provenance"]["problem_id"] for row in a if row["data_type"] == "video")
     assert set(video_ids) == {1, 2, 3, 4} and len(video_ids) == 6
     # paths were rewritten relative to the output directory: the media still resolve
-    loaded = load_records(tmp_path / "out" / "a.json")
+    loaded = load_records(tmp_path / "out" / "a.json", allow_outside_media_root=True)
     assert not loaded.bad
     assert all(resolve_media(r, loaded.media_root).is_file() for r in loaded.records)
 
@@ -136,9 +137,11 @@ def test_validate_detects_eval_files_and_always_writes_its_report(tmp_path: Path
     (tmp_path / "bench.json").write_text(json.dumps(rows))
     report = tmp_path / "bench.bad.jsonl"
     report.write_text("stale\n")
-    result = runner.invoke(app, ["data", "validate", str(tmp_path / "bench.json"), "--report", str(report)])
+    result = runner.invoke(app, ["data", "validate", str(tmp_path / "bench.json"), "--report", str(report),
+                                 "--media-root", str(EXAMPLES)])  # absolute paths inside the media root
     assert result.exit_code == 0, result.output
     assert "(eval records" in result.output and report.read_text() == ""
+    assert f"empty report written to {report}" in result.output
     shown = runner.invoke(app, ["prompt", str(tmp_path / "bench.json"), "--template", "video-r1-eval"])
     assert shown.exit_code == 0 and "<think> and </think>" in shown.output
 
@@ -146,6 +149,7 @@ def test_validate_detects_eval_files_and_always_writes_its_report(tmp_path: Path
 def test_mix_skips_records_validate_rejects_and_filters_on_any_value(tmp_path: Path, mixed_file: Path):
     config = f"""
 seed: 3
+allow_outside_media_root: true
 sources:
   - {{name: good, path: {mixed_file}, count: 3}}
   - {{name: temporal, path: {EXAMPLES / 'train.json'}, count: 3, where: {{temporal: true}}}}
@@ -168,12 +172,19 @@ def test_mix_relocates_paths_for_another_media_root(tmp_path: Path):
     (tmp_path / "lists" / "a.json").write_text(json.dumps(records))
     config = tmp_path / "mix.yaml"
     config.write_text("sources:\n  - {name: a, path: lists/a.json, media_root: elsewhere, count: 1}\n")
-    out_root = tmp_path / "out_media"
+    out_root = tmp_path  # holds the media: readers of the mix accept them
     result = runner.invoke(app, ["data", "mix", "--config", str(config), "--out", str(tmp_path / "o" / "m.json"),
                                  "--media-root", str(out_root)])
     assert result.exit_code == 0, result.output
     loaded = load_records(tmp_path / "o" / "m.json", media_root=out_root)
+    assert loaded.records[0].path == "elsewhere/videos/right_red.mp4"
     assert resolve_media(loaded.records[0], out_root) == (media / "videos" / "right_red.mp4").resolve()
+    # an output media root that does not hold the media: refused, saying what to do
+    refused = runner.invoke(app, ["data", "mix", "--config", str(config), "--out", str(tmp_path / "o" / "n.json"),
+                                  "--media-root", str(tmp_path / "lists")])
+    assert refused.exit_code == 2 and "outside the output's media root" in refused.output
+    assert "--media-root a directory holding every source's media" in refused.output
+    assert not (tmp_path / "o" / "n.json").exists()
 
 
 def test_synth_then_validate_from_the_cli(tmp_path: Path):

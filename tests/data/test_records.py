@@ -97,16 +97,31 @@ def test_load_json_jsonl_and_datasets_agree(tmp_path: Path):
     [
         ("x.json", "{not json", "not valid JSON"),
         ("x.json", '{"problem_id": 1}', "expected a JSON list"),
-        ("x.jsonl", '{"a": 1}\n{oops\n', "line 2: not valid JSON"),
+        ("x.jsonl", "{oops\n[1,\n", "not JSON Lines"),
+        ("x.json", "[]", "no records"),
+        ("x.jsonl", "\n\n", "no records"),
+        ("x.json", b'[{"problem": "caf\xe9"}]', "not UTF-8"),
         ("x.csv", "a,b", "unknown data format"),
     ],
 )
 def test_unreadable_files(tmp_path: Path, name, content, message):
-    (tmp_path / name).write_text(content)
-    with pytest.raises(DataFileError, match=message):
-        load_records(tmp_path / name)
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataFileError, match=message) as raised:
+        load_records(path)
+    assert str(raised.value).startswith(f"{path}: ")  # one line naming the file
     with pytest.raises(DataFileError, match="no such file"):
         load_records(tmp_path / "absent.json")
+
+
+def test_a_jsonl_line_that_is_not_json_is_one_bad_record_named_by_its_line(tmp_path: Path, mixed_file: Path):
+    rows = json.loads(mixed_file.read_text())[:2]
+    lines = [json.dumps(rows[0]), "", '{"problem_id": 9, "oops', json.dumps(rows[1])]
+    (mixed_file.parent / "x.jsonl").write_text("\n".join(lines) + "\n")
+    loaded = load_records(mixed_file.parent / "x.jsonl")
+    assert [r.problem_id for r in loaded.records] == [1, 2]
+    [bad] = loaded.bad
+    assert bad.index == 1 and "line 3: not valid JSON" in str(bad) and str(bad).startswith(f"{mixed_file.parent}")
 
 
 def test_media_paths_resolve_against_the_media_root_never_the_cwd(tmp_path: Path, mixed_file: Path, monkeypatch):

@@ -27,6 +27,9 @@ def test_unknown_names():
 
 def test_repeated_problem_ids_get_distinct_sample_ids():
     assert sample_ids([mc(1), mc(2), mc(1), mc(1)]) == ["1", "2", "1#1", "1#2"]
+    # a repeat's "#k" never takes another record's id, whatever the order
+    assert sample_ids([mc("q"), mc("q"), mc("q#1")]) == ["q", "q#2", "q#1"]
+    assert sample_ids([mc("q#1"), mc("q"), mc("q"), mc("q#2")]) == ["q#1", "q", "q#3", "q#2"]
 
 
 def test_split_output():

@@ -181,6 +181,44 @@ def test_videommmu_tracks_and_subject_folders(tmp_path):
     assert result.left_out == {"open-ended with a non-numeric answer": 1}
 
 
+def test_videommmu_options_that_begin_like_labels_are_texts_unless_lettered_a_b_c(tmp_path):
+    # The official surveying item: ten options that all begin "R. L at point C = …" (R.L: reduced level).
+    texts = [f"R. L at point C = {100 + k}.{k}5 m" for k in range(10)]
+    assert lettered(texts) == [f"{chr(ord('A') + k)}. {text}" for k, text in enumerate(texts)]
+    assert lettered(["B. x", "A. y"]) == ["A. B. x", "B. A. y"]  # out of order: texts too
+    assert lettered(["A. x", "B. y", "C. z"]) == ["A. x", "B. y", "C. z"]
+    github = tmp_path / "adaptation_video.json"
+    github.write_text(json.dumps({"Adaptation": [videommmu_row("test_Mechanical_Engineering_5",
+                                                               "What is the R.L of point C?", texts, "D")]}))
+    [record] = import_videommmu(github).records
+    assert record.answer == "D" and record.options[3] == f"D. {texts[3]}"
+    # an answer given as the option's text finds its letter too
+    github.write_text(json.dumps({"Adaptation": [videommmu_row("test_Mechanical_Engineering_5", "?", texts,
+                                                               texts[7])]}))
+    assert import_videommmu(github).records[0].answer == "H"
+
+
+def test_files_of_the_wrong_shape_are_one_clear_error_naming_the_file(tmp_path):
+    from videor1.data import DataFileError
+
+    numbers = tmp_path / "rows.json"
+    numbers.write_text("[1, 2, 3]")
+    with pytest.raises(DataFileError, match=r"rows\.json: row #0 is a int, not an object"):
+        import_videomme(numbers)
+    nested = tmp_path / "multi-choice.json"
+    nested.write_text(json.dumps({"video1": ["not", "a", "dict"]}))
+    with pytest.raises(DataFileError, match=r"multi-choice\.json: video 'video1' is a list, not an object"):
+        import_tempcompass(nested)
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "action_sequence.json").write_text('{"question": "?"}')
+    with pytest.raises(DataFileError, match=r"action_sequence\.json: expected a list of questions, got a dict"):
+        import_mvbench(tmp_path / "json")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'[{"question_id": "caf\xe9"}]')
+    with pytest.raises(DataFileError, match=r"latin\.json: not UTF-8"):
+        import_videomme(latin)
+
+
 def test_videommmu_github_json_and_single_track_files(tmp_path):
     github = tmp_path / "perception_video.json"
     github.write_text(json.dumps({"Perception": {"0": {

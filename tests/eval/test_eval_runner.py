@@ -98,6 +98,31 @@ def test_failures_stay_with_their_sample_and_are_counted(bench_file, tmp_path):
     assert "| Generic | ordered | 7 | 2 | 50.0 | 60.0 | 50.0 | – |" in result.markdown_path.read_text()
 
 
+def test_every_item_gets_its_own_row_whatever_its_id(tmp_path):
+    write_image(tmp_path / "images" / "i.png")
+    items = [record(pid, "image", "multiple choice", answer, "images/i.png", OPTIONS) for pid, answer in
+             (("q", "A"), ("q", "B"), ("q#1", "A"))]
+    for item, tag in zip(items, "abc"):
+        item["problem"] = f"[{tag}] What is shown?"
+    (tmp_path / "dup.json").write_text(json.dumps(items))
+    result = run_eval(config(tmp_path / "dup.json", tmp_path / "out"), Oracle({"a": "A", "b": "B", "c": "B"}),
+                      show_progress=False)
+    rows = rows_of(result.samples["ordered"])
+    assert [(r["id"], r["prompt"][:3], r["score"]) for r in rows] == [
+        ("q", "[a]", 1.0), ("q#2", "[b]", 1.0), ("q#1", "[c]", 0.0)]  # the third scored with its own answer
+    assert result.summary.conditions["ordered"].n == 3
+
+
+@pytest.mark.parametrize("content", ["[]", "[1, 2, 3]", '[{"problem_id": 1}]'])
+def test_a_benchmark_file_without_one_valid_item_is_an_error(tmp_path, content):
+    from videor1.data import DataFileError
+
+    (tmp_path / "bench.json").write_text(content)
+    with pytest.raises(DataFileError, match=r"bench\.json: no (valid items|records)"):
+        run_eval(config(tmp_path / "bench.json", tmp_path / "out"), Oracle({}), show_progress=False)
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
 class Outage(Oracle):
     """An endpoint that does not answer for the poisoned ids (HTTP 503, or a client error when `status`
     is 4xx), until `healed`."""

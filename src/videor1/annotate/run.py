@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from videor1.annotate.decide import Decision, failure, judge
 from videor1.annotate.report import AnnotateReport, build_report, write_report
-from videor1.data.loading import load_records, relocated_path, write_records
+from videor1.data.loading import load_records, relocated_path, require_records, write_records
 from videor1.data.records import Record
 from videor1.eval.generate import (Dtype, Generator, HFGenerator, eval_sampling, generate_each, record_prompt,
                                    vision_factor)
@@ -49,6 +49,9 @@ class AnnotateConfig(BaseModel):
     data: Path = Field(description="Training records (Video-R1-260k format: .json, .jsonl or a datasets directory).")
     media_root: Path | None = Field(default=None, description="Root of the records' media paths "
                                                               "(default: the data file's directory).")
+    allow_outside_media_root: bool = Field(
+        default=False, description="Accept records whose media lead outside the media root, and write a COT file "
+        "whose media lie outside its directory (its readers then need the same opt-out).")
     out: Path = Field(description="COT file to write (.json list or .jsonl); the journal, settings and report go "
                                   "beside it (<stem>.journal.jsonl, <stem>.settings.json, <stem>.report.json/.md).")
     teacher: Path | None = Field(default=None, description="Local teacher checkpoint directory.")
@@ -165,6 +168,17 @@ def _decide_batch(chunk: list[Record], config: AnnotateConfig, ask: Callable[[Re
     return [decisions[str(record.problem_id)] for record in chunk]
 
 
+def _check_media_under(records: list[Record], media_root: Path | None, out_root: Path) -> None:
+    """Refuse an output directory that does not hold the records' media: the COT file's readers (sft)
+    would refuse every record whose media path leads outside its directory."""
+    outside = [r for r in records if Path(relocated_path(r, media_root, out_root)).parts[0] == ".."]
+    if outside:
+        raise ValueError(f"{len(outside)} record(s)' media lie outside {out_root.resolve()}, the directory of out "
+                         f"(first: {outside[0].label}, {outside[0].path!r}), so `videor1 sft` would refuse them: "
+                         "write out into a directory that holds the media (e.g. beside the data file), or set "
+                         "allow_outside_media_root (--allow-outside-media-root) here and in sft")
+
+
 def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_progress: bool = True
              ) -> AnnotateResult:
     """Annotate `config.data` (resuming the journal beside `config.out`), then write the COT file and report.
@@ -177,9 +191,13 @@ def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_prog
 
         config = with_served_model(config)
     paths = AnnotatePaths.of(config.out)
-    loaded = load_records(config.data, kind=Record, media_root=config.media_root)
+    loaded = require_records(load_records(config.data, kind=Record, media_root=config.media_root,
+                                          allow_outside_media_root=config.allow_outside_media_root))
     check_unique_ids(loaded.records, config.data)
     records = loaded.records[:config.limit] if config.limit else loaded.records
+    out_root = Path(config.out).parent  # media paths relocated so that the COT file finds its media
+    if not config.allow_outside_media_root:  # known now, not after the teacher's work
+        _check_media_under(records, loaded.media_root, out_root)
     check_settings(paths.settings, config.settings())
     journal = ResultLog(paths.journal, Decision, replace=True)  # a retried record's last line counts
     redo = lambda row: row is None or (config.retry_failed and row.failed)  # noqa: E731
@@ -200,7 +218,6 @@ def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_prog
         stats = progress.stats()
 
     rows = journal.rows
-    out_root = Path(config.out).parent  # media paths relocated so that the COT file finds its media
     write_records([{**rows[str(r.problem_id)].record, "path": relocated_path(r, loaded.media_root, out_root)}
                    for r in records if rows[str(r.problem_id)].kept], config.out)
     report = build_report(records, rows, [str(e) for e in loaded.bad], config.data, config.out, paths.journal,

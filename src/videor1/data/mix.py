@@ -63,6 +63,9 @@ class MixConfig(BaseModel):
     total: int | None = Field(default=None, ge=1, description="Size the ratios refer to.")
     kind: str = Field(default="train", description="Record schema of the sources: train, cot or eval.")
     shuffle: bool = Field(default=True, description="Shuffle the mixed records (else sources stay in order).")
+    allow_outside_media_root: bool = Field(
+        default=False, description="Accept sources' media outside their media root, and write records whose "
+        "media lie outside the output's media root.")
     sources: list[MixSource] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -120,7 +123,8 @@ def mix_records(config: MixConfig, out_media_root: str | Path) -> MixResult:
     rows, drawn, available, skipped = [], {}, {}, {}
     for source in config.sources:
         # the same checks as `videor1 data validate`: a mix never contains a record it would reject
-        checked = validate_records(source.path, config.kind, source.media_root)
+        checked = validate_records(source.path, config.kind, source.media_root,
+                                   allow_outside_media_root=config.allow_outside_media_root)
         pool = [record for record in checked.good if source.keeps(record)]
         wanted = source.count if source.count is not None else round(source.ratio * config.total)
         indices = _draw(len(pool), wanted, source.replace, _source_rng(config.seed, source.name), source.name)
@@ -128,6 +132,11 @@ def mix_records(config: MixConfig, out_media_root: str | Path) -> MixResult:
             record = pool[index]
             row = record.model_dump(mode="json")
             row["path"] = relocated_path(record, checked.media_root, out_root)
+            if not config.allow_outside_media_root and Path(row["path"]).parts[0] == "..":
+                raise ValueError(f"source {source.name!r}: the media of {record.label} ({record.path!r}) lie "
+                                 f"outside the output's media root {out_root}, so readers of the mix would "
+                                 "refuse it: give --media-root a directory holding every source's media (and "
+                                 "train with that data.media_root), or set allow_outside_media_root")
             row["provenance"] = {"source": source.name, "file": str(source.path), "problem_id": record.problem_id,
                                  "path": record.path}
             rows.append(row)

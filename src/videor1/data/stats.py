@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from videor1.data.loading import BadLine
+
 FIELDS = ("data_type", "problem_type", "data_source")
 
 
@@ -14,16 +16,20 @@ FIELDS = ("data_type", "problem_type", "data_source")
 class Distribution:
     total: int
     counts: dict[str, Counter]  # field -> value -> count
+    unreadable: list[str]  # JSONL lines that are not JSON, by line number (not counted)
 
 
 def distribution(rows: list[Any]) -> Distribution:
-    """Counts per field over raw records (a missing field counts as "?")."""
+    """Counts per field over raw records (a missing field counts as "?"; a JSONL line that is not JSON
+    is left out and listed in `unreadable`)."""
     counts = {name: Counter() for name in FIELDS}
+    unreadable = [row.describe() for row in rows if isinstance(row, BadLine)]
+    rows = [row for row in rows if not isinstance(row, BadLine)]
     for row in rows:
         for name in FIELDS:
             value = row.get(name) if isinstance(row, dict) else None
             counts[name][str(value) if value is not None else "?"] += 1
-    return Distribution(total=len(rows), counts=counts)
+    return Distribution(total=len(rows), counts=counts, unreadable=unreadable)
 
 
 def plot_distribution(dist: Distribution, path: str | Path, title: str = "") -> Path:

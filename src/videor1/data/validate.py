@@ -1,27 +1,32 @@
 """Checking a record file before training: every bad record reported with its id and reasons.
 
 Checks, per record: the schema of its kind (types, allowed values, answer tags, lettered options,
-the answer letter among the options, think tags for CoT); a numerical or regression answer that
-the reward can parse; the media file under the media root: present, or (default) opened: a video
-probed (container, video stream, geometry, at least 2 frames), an image fully decoded. Each media
-file is checked once however many records share it.
+the answer letter among the options, a numerical or regression answer that the reward can parse,
+think tags for CoT), as every command that loads records checks it; a media path that stays inside
+the media root once symlinks are resolved (unless `allow_outside_media_root`); the media file:
+present, or (default) opened: a video probed (container, video stream, geometry, at least 2 frames)
+and decoded at the frames that training and evaluation sample (`SAMPLED_FRAMES`; a probe alone
+passes a file whose data was cut after its index), an image fully decoded. Each media file is
+checked once however many records share it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from videor1.data.loading import default_media_root, read_raw, resolve_media
-from videor1.data.records import RECORD_KINDS, Record, RecordError, parse_record
-from videor1.rewards import parse_number
+from videor1.data.loading import default_media_root, media_path_problem, parse_row, read_raw, resolve_media
+from videor1.data.records import RECORD_KINDS, Record, RecordError
 
 Kind = Literal["auto", "train", "cot", "eval"]
 MediaCheck = Literal["open", "exists", "none"]
+# Frames per video decoded by `--media open`: the training (16) and evaluation (32) defaults' samplings.
+SAMPLED_FRAMES = (16, 32)
 
 
 @dataclass
@@ -49,6 +54,8 @@ class ValidationReport:
     # (data_source, problem_type, data_type) -> [good, bad]
     groups: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     duplicate_ids: list[Any] = field(default_factory=list)
+    videos_opened: int = 0  # distinct video files decoded at their sampled frames, and the seconds it took
+    video_seconds: float = 0.0
 
     @property
     def total(self) -> int:
@@ -74,8 +81,8 @@ def guess_kind(rows: list[Any]) -> str:
     return "train"
 
 
-def _media_problem(path: Path, data_type: str, check: MediaCheck) -> str | None:
-    from videor1.media import MediaError, TooFewFrames, probe_video, read_image
+def _media_problem(path: Path, data_type: str, check: MediaCheck, report: ValidationReport) -> str | None:
+    from videor1.media import MediaError, check_video, read_image
 
     if not path.is_file():
         return f"path: media file not found: {path}"
@@ -85,9 +92,12 @@ def _media_problem(path: Path, data_type: str, check: MediaCheck) -> str | None:
         return None
     try:
         if data_type == "video":
-            info = probe_video(path)
-            if info.total_frames < 2:
-                raise TooFewFrames(path, f"{info.total_frames} frame(s); at least 2 are needed")
+            started = time.perf_counter()
+            try:
+                check_video(path, SAMPLED_FRAMES)
+            finally:
+                report.videos_opened += 1
+                report.video_seconds += time.perf_counter() - started
         else:
             read_image(path)
     except MediaError as error:
@@ -95,23 +105,20 @@ def _media_problem(path: Path, data_type: str, check: MediaCheck) -> str | None:
     return None
 
 
-def _content_problems(record: Record, media_root: Path | None, check: MediaCheck,
+def _content_problems(record: Record, report: ValidationReport, check: MediaCheck, allow_outside: bool,
                       seen: dict[tuple[Path, str], str | None]) -> list[str]:
-    reasons = []
-    if record.problem_type in ("numerical", "regression") and parse_number(record.answer) is None:
-        reasons.append(f"solution: {record.answer!r} is not a number the {record.problem_type} reward can read")
-    if check != "none":
-        try:
-            media = resolve_media(record, media_root)
-        except ValueError as error:
-            reasons.append(f"path: {error}")
-        else:
-            key = (media, record.data_type)
-            if key not in seen:
-                seen[key] = _media_problem(media, record.data_type, check)
-            if seen[key]:
-                reasons.append(seen[key])
-    return reasons
+    if not allow_outside and (problem := media_path_problem(record, report.media_root)):
+        return [problem]
+    if check == "none":
+        return []
+    try:
+        media = resolve_media(record, report.media_root)
+    except ValueError as error:
+        return [f"path: {error}"]
+    key = (media, record.data_type)
+    if key not in seen:
+        seen[key] = _media_problem(media, record.data_type, check, report)
+    return [seen[key]] if seen[key] else []
 
 
 def _group_key(raw: Any) -> tuple[str, str, str]:
@@ -125,8 +132,10 @@ def validate_records(
     media_root: str | Path | None = None,
     check_media: MediaCheck = "open",
     split: str | None = None,
+    allow_outside_media_root: bool = False,
 ) -> ValidationReport:
-    """Check every record of `source`; nothing stops at the first error."""
+    """Check every record of `source`; nothing stops at the first error (a file that cannot be read
+    at all raises `DataFileError`)."""
     rows = read_raw(source, split)
     name = str(source) if isinstance(source, (str, Path)) else type(source).__name__
     kind = guess_kind(rows) if kind == "auto" else kind
@@ -137,8 +146,8 @@ def validate_records(
     for index, raw in enumerate(rows):
         key = _group_key(raw)
         try:
-            record = parse_record(raw, RECORD_KINDS[kind], name, index)
-            reasons = _content_problems(record, root, check_media, media_checked)
+            record = parse_row(raw, RECORD_KINDS[kind], name, index)
+            reasons = _content_problems(record, report, check_media, allow_outside_media_root, media_checked)
             problem_id = record.problem_id
         except RecordError as error:
             record, reasons, problem_id = None, error.reasons, error.problem_id

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,14 +154,25 @@ def detect_benchmark(path: str | Path) -> Benchmark | None:
 
 
 def sample_ids(records: list[Record]) -> list[str]:
-    """A unique id per record: its problem_id, with "#k" added to the k-th repeat of a duplicated id."""
-    seen: Counter = Counter()
+    """A unique id per record: its problem_id; a repeat of an id gets "#k", the smallest k > 0 that is
+    neither another record's problem_id nor an id already given (ids `q`, `q`, `q#1` become `q`, `q#2`,
+    `q#1`: every item has its own result row)."""
+    keys = [str(record.problem_id) for record in records]
+    taken = set(keys)
+    seen: set[str] = set()
     ids = []
-    for record in records:
-        key = str(record.problem_id)
-        ids.append(key if not seen[key] else f"{key}#{seen[key]}")
-        seen[key] += 1
-    repeated = sum(1 for count in seen.values() if count > 1)
+    for key in keys:
+        if key not in seen:
+            seen.add(key)
+            ids.append(key)
+            continue
+        k = 1
+        while f"{key}#{k}" in taken:
+            k += 1
+        taken.add(f"{key}#{k}")
+        ids.append(f"{key}#{k}")
+    repeated = sorted({key for key, given in zip(keys, ids) if key != given})
     if repeated:
-        log.warning("%d problem_id(s) repeat; their repeats are told apart as 'id#k'", repeated)
+        log.warning("%d problem_id(s) repeat (%s); their repeats are told apart as 'id#k'", len(repeated),
+                    ", ".join(repeated[:10]))
     return ids

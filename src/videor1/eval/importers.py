@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from videor1.data.loading import read_raw
+from videor1.data.loading import BadLine, DataFileError, read_raw
 from videor1.data.records import EvalRecord, RecordError, parse_record
 from videor1.eval.benchmarks import VSI_CHOICE_TASKS
 
@@ -87,14 +87,47 @@ class ImportResult:
     left_out: Counter = field(default_factory=Counter)  # reason -> rows outside the imported subset
 
 
-def read_rows(source: str | Path) -> list[dict]:
-    """Rows of a .parquet, .json (list) or .jsonl file, or a saved `datasets` directory."""
+def read_rows(source: str | Path, skipped: list[str] | None = None) -> list[dict]:
+    """Rows of a .parquet, .json (list) or .jsonl file, or a saved `datasets` directory.
+
+    A JSONL line that is not JSON goes to `skipped` by its line number; a row that is not an object
+    means the file is not the benchmark's (`DataFileError`, naming it).
+    """
     path = Path(source)
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq  # installed with `datasets`
+        import pyarrow  # installed with `datasets`
+        import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
-    return [row for row in read_raw(path) if isinstance(row, dict)]
+        try:
+            return pq.read_table(path).to_pylist()
+        except (pyarrow.ArrowException, OSError) as error:
+            raise DataFileError(f"{path}: not a readable parquet file ({error})") from None
+    rows = []
+    for index, row in enumerate(read_raw(path)):
+        if isinstance(row, BadLine):
+            if skipped is not None:
+                skipped.append(f"{path} {row.describe()}")
+            continue
+        rows.append(_object(row, path, f"row #{index}"))
+    return rows
+
+
+def _object(value: Any, path: Path, what: str) -> dict:
+    """`value` if it is a JSON object, else a `DataFileError`: the file is not in the benchmark's shape."""
+    if not isinstance(value, dict):
+        raise DataFileError(f"{path}: {what} is a {type(value).__name__}, not an object: not the benchmark's "
+                            "format (docs/benchmarks.md)")
+    return value
+
+
+def _json_file(path: Path) -> Any:
+    """A whole .json file (any top-level shape), with the errors of `read_raw`."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise DataFileError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    except json.JSONDecodeError as error:
+        raise DataFileError(f"{path}: not valid JSON ({error})") from None
 
 
 def _norm(text: Any) -> str:
@@ -102,10 +135,15 @@ def _norm(text: Any) -> str:
 
 
 def lettered(options: Iterable[str]) -> list[str]:
-    """Options as "A. text": kept when every one is already lettered, else lettered by position."""
+    """Options as "A. text": kept when they are already lettered A, B, C, … in order, else lettered by
+    position. Only the consistent sequence counts as labels: ten options that all begin "R. L at point
+    C = …" (R.L, a surveyor's reduced level) are texts, not options labelled R."""
+    if isinstance(options, (str, bytes, dict)) or not isinstance(options, Iterable):
+        raise ValueError(f"options must be a list, got {type(options).__name__}: {str(options)[:80]!r}")
     options = [str(o).strip() for o in options]
     matches = [_LETTERED.match(o) for o in options]
-    if all(matches):
+    in_order = [chr(ord("A") + i) for i in range(len(options))]
+    if all(matches) and [m.group(1).upper() for m in matches] == in_order:
         return [f"{m.group(1).upper()}. {m.group(2)}" for m in matches]
     return [f"{chr(ord('A') + i)}. {o}" for i, o in enumerate(options)]
 
@@ -177,7 +215,7 @@ def _missing(row: dict, *names: str) -> str | None:
 def import_vsibench(source: str | Path, video_dir: str = "") -> ImportResult:
     """`source`: the test parquet (or JSON / JSONL rows). Numerical tasks become regression (MRA) items."""
     build = _Builder(source)
-    for row in read_rows(source):
+    for row in read_rows(source, build.result.skipped):
         if reason := _missing(row, "id", "dataset", "scene_name", "question"):
             build.skip(row.get("id"), reason)
             continue
@@ -194,7 +232,7 @@ def import_vsibench(source: str | Path, video_dir: str = "") -> ImportResult:
 def import_videomme(source: str | Path, video_dir: str = "data") -> ImportResult:
     """`source`: videomme/test-*.parquet (or JSON / JSONL rows)."""
     build = _Builder(source)
-    for row in read_rows(source):
+    for row in read_rows(source, build.result.skipped):
         if reason := _missing(row, "question_id", "videoID", "question"):
             build.skip(row.get("question_id"), reason)
             continue
@@ -215,7 +253,10 @@ def import_mvbench(source: str | Path, video_dir: str = "video") -> ImportResult
         if not file.exists():
             continue
         folder, frames = MVBENCH_TASKS[task]
-        rows = json.loads(file.read_text(encoding="utf-8"))
+        rows = _json_file(file)
+        if not isinstance(rows, list):
+            raise DataFileError(f"{file}: expected a list of questions, got a {type(rows).__name__}")
+        rows = [_object(row, file, f"question #{i}") for i, row in enumerate(rows)]
         if frames:
             build.result.left_out[f"{task}: given as frame folders, not videos"] += len(rows)
             continue
@@ -231,16 +272,19 @@ def import_mvbench(source: str | Path, video_dir: str = "video") -> ImportResult
     return build.result
 
 
-def _tempcompass_items(source: Path) -> Iterator[tuple[str, str, int, dict]]:
+def _tempcompass_items(source: Path, skipped: list[str]) -> Iterator[tuple[str, str, int, dict]]:
     """(video_id, dimension, index within the two, item) from the nested JSON or flat rows."""
-    if source.suffix == ".json" and isinstance(data := json.loads(source.read_text(encoding="utf-8")), dict):
+    if source.suffix == ".json" and isinstance(data := _json_file(source), dict):
         for video_id, dimensions in data.items():
-            for dim, questions in dimensions.items():
+            for dim, questions in _object(dimensions, source, f"video {video_id!r}").items():
+                if not isinstance(questions, list):
+                    raise DataFileError(f"{source}: video {video_id!r}, {dim}: expected a list of questions, "
+                                        f"got a {type(questions).__name__}")
                 for i, item in enumerate(questions):
-                    yield str(video_id), str(dim), i, item
+                    yield str(video_id), str(dim), i, _object(item, source, f"video {video_id!r}, {dim} #{i}")
         return
     seen: Counter = Counter()
-    for row in read_rows(source):
+    for row in read_rows(source, skipped):
         key = (str(row.get("video_id")), str(row.get("dim")))
         yield key[0], key[1], seen[key], row
         seen[key] += 1
@@ -249,7 +293,7 @@ def _tempcompass_items(source: Path) -> Iterator[tuple[str, str, int, dict]]:
 def import_tempcompass(source: str | Path, video_dir: str = "videos") -> ImportResult:
     """`source`: questions/multi-choice.json, or lmms-lab/TempCompass multi-choice rows (parquet / JSONL)."""
     build = _Builder(source)
-    for video_id, dim, i, item in _tempcompass_items(Path(source)):
+    for video_id, dim, i, item in _tempcompass_items(Path(source), build.result.skipped):
         lines = str(item.get("question", "")).strip().splitlines()
         split = next((k for k, line in enumerate(lines) if _LETTERED.match(line)), len(lines))
         build.add(f"{video_id}-{dim}-{i}", "\n".join(lines[:split]), _join(video_dir, f"{video_id}.mp4"),
@@ -264,7 +308,7 @@ def _track_of(path: Path) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
-def _videommmu_rows(source: Path) -> Iterator[tuple[str, dict]]:
+def _videommmu_rows(source: Path, skipped: list[str]) -> Iterator[tuple[str, dict]]:
     """(track, row) of a lmms-lab/VideoMMMU download, one track's parquet, or a GitHub <track>_video.json."""
     if source.is_dir():
         files = [f for t in VIDEOMMMU_TRACKS for f in sorted((source / t).glob("*.parquet"))]
@@ -274,15 +318,18 @@ def _videommmu_rows(source: Path) -> Iterator[tuple[str, dict]]:
     else:
         files = [source]
     for file in files:
-        if file.suffix == ".json" and isinstance(data := json.loads(file.read_text(encoding="utf-8")), dict):
+        if file.suffix == ".json" and isinstance(data := _json_file(file), dict):
             for track, rows in data.items():
-                for row in (rows.values() if isinstance(rows, dict) else rows):
-                    yield str(track).capitalize(), row
+                if not isinstance(rows, (dict, list)):
+                    raise DataFileError(f"{file}: track {track!r}: expected its questions, got a "
+                                        f"{type(rows).__name__}")
+                for i, row in enumerate(rows.values() if isinstance(rows, dict) else rows):
+                    yield str(track).capitalize(), _object(row, file, f"track {track!r} question #{i}")
             continue
         if (track := _track_of(file)) is None:
             raise ValueError(f"{file}: cannot tell its VideoMMMU track; keep the Perception/, Comprehension/ "
                              "or Adaptation/ folder (or the track in the file name)")
-        for row in read_rows(file):
+        for row in read_rows(file, skipped):
             yield track, row
 
 
@@ -293,7 +340,7 @@ def import_videommmu(source: str | Path, video_dir: str = "") -> ImportResult:
     their answer is a number, else they are left out (no rule-based scorer fits them).
     """
     build = _Builder(source)
-    for track, row in _videommmu_rows(Path(source)):
+    for track, row in _videommmu_rows(Path(source), build.result.skipped):
         vid = str(row.get("id") or "")
         subject = "_".join(vid.split("_")[1:-1])
         pid = f"{track.lower()}-{vid}"
@@ -331,7 +378,7 @@ def _mmvu_video(row: dict) -> str | None:
 def import_mmvu(source: str | Path, video_dir: str = "") -> ImportResult:
     """`source`: validation.json (or lmms-lab/MMVU rows). Only the multiple-choice subset is imported."""
     build = _Builder(source)
-    for row in read_rows(source):
+    for row in read_rows(source, build.result.skipped):
         pid, kind = row.get("id"), row.get("question_type")
         if kind != "multiple-choice":
             build.result.left_out[f"question_type {kind!r} (only multiple-choice is imported)"] += 1

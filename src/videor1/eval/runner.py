@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from videor1.data.loading import load_records
+from videor1.data.loading import load_records, require_records
 from videor1.data.records import EvalRecord, Record
 from videor1.eval.benchmarks import Benchmark, detect_benchmark, get_benchmark, sample_ids
 from videor1.eval.generate import (Dtype, Generation, Generator, HFGenerator, eval_sampling, generate_each,
@@ -79,6 +79,9 @@ class EvalConfig(BaseModel):
     data: Path = Field(description="Evaluation file in the Video-R1 format (or a directory with bench=all).")
     media_root: Path | None = Field(default=None, description="Root of the records' media paths "
                                                               "(default: the data file's directory).")
+    allow_outside_media_root: bool = Field(
+        default=False, description="Accept items whose media path leads outside the media root (by default such "
+        "an item is a bad record).")
     out_dir: Path = Field(description="Where the per-sample JSONL, summary JSON and Markdown go.")
     frames: int = Field(default=32, ge=2, description="Frames per video (paper: 16-64 at evaluation).")
     max_pixels: int = Field(default=256 * PIXELS, ge=1, description="Max pixels per frame / image "
@@ -238,7 +241,8 @@ def run_eval(config: EvalConfig, generator: Generator | None = None, show_progre
     """
     started = time.perf_counter()
     bench = get_benchmark(config.bench)
-    loaded = load_records(config.data, kind=EvalRecord, media_root=config.media_root)
+    loaded = require_records(load_records(config.data, kind=EvalRecord, media_root=config.media_root,
+                                          allow_outside_media_root=config.allow_outside_media_root), "items")
     records = loaded.records[:config.limit] if config.limit else loaded.records
     items = [Item(i, r) for i, r in zip(sample_ids(records), records, strict=True)]
     if generator is None and config.model is None and config.endpoint is None:

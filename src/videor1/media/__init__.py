@@ -26,7 +26,7 @@ from videor1.media.sampling import (
     smart_resize,
     video_frame_size,
 )
-from videor1.media.video import Clip, VideoInfo, probe_video, read_video
+from videor1.media.video import Clip, VideoInfo, check_video, probe_video, read_video
 from videor1.media.cache import FrameCache, load_clip
 from videor1.media.shuffle import (
     ShuffleMode,
@@ -64,6 +64,7 @@ __all__ = [
     "frame_indices",
     "frame_range",
     "geometry_problem",
+    "check_video",
     "probe_video",
     "read_image",
     "read_video",

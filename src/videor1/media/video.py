@@ -294,3 +294,29 @@ def read_video(path: str | Path, sampling: FrameSampling, seek: bool = True) -> 
             raise CorruptMedia(path, f"cannot decode: {error}") from error
     return Clip(frames=np.stack(frames), timestamps=timestamps, sampled_fps=nframes / count * info.fps,
                 indices=indices, info=info)
+
+
+def check_video(path: str | Path, frame_counts: tuple[int, ...] = (16, 32)) -> VideoInfo:
+    """Probe the video and decode every frame that a uniform sampling of each of `frame_counts` frames
+    would take (capped to the video's own frame count), seeking as `read_video` does.
+
+    This is what `data validate --media open` runs: a probe alone passes a file whose index is intact
+    but whose data was cut (an mp4 with its index at the front), which training and evaluation then
+    fail on. Frames are decoded but not converted or resized. Raises what `read_video` raises.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        try:
+            stream, info, counted = _probe(container, path)
+            if info.total_frames < 2:
+                raise TooFewFrames(path, f"the video has {info.total_frames} frame(s); need at least 2")
+            total = info.total_frames
+            counts = {max(2, min(count, total)) for count in frame_counts}
+            wanted = sorted({i for count in counts for i in frame_indices(total, count)})
+            decoder = _Decoder(container, stream, info, seek=True, dense=len(wanted) > DENSE_FRACTION * total,
+                               end_slack=0.0 if counted else ESTIMATE_SLACK * info.duration)
+            for index in wanted:
+                decoder.frame_at(info.start_time + index / info.fps)
+        except av.FFmpegError as error:
+            raise CorruptMedia(path, f"cannot decode: {error}") from error
+    return info

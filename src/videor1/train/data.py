@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 
-from videor1.data.loading import LoadResult
+from videor1.data.loading import LoadResult, require_records
 from videor1.data.records import Record
 from videor1.media.loader import MediaConfig, SkipLog, load_media_or_skip
 from videor1.media.shuffle import sample_seed
@@ -24,8 +24,7 @@ log = logging.getLogger(__name__)
 
 class QuestionSource:
     def __init__(self, loaded: LoadResult, config: RLConfig, processor, skips: SkipLog, rank: int, world: int):
-        if not loaded.records:
-            raise ValueError(f"{loaded.source}: no valid training records ({len(loaded.bad)} bad)")
+        require_records(loaded, "training records")
         self.records, self.media_root = loaded.records, loaded.media_root
         self.config, self.processor, self.skips = config, processor, skips
         self.rank, self.world = rank, world

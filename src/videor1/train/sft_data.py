@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import random
+from functools import partial
 
 import torch
 
-from videor1.data.loading import LoadResult, load_records
+from videor1.data.loading import LoadResult, load_records, require_records
 from videor1.data.records import CotRecord, Record
 from videor1.media.shuffle import sample_seed
 from videor1.models.inputs import Question
@@ -89,9 +90,11 @@ def load_splits(data, seed: int) -> tuple[LoadResult, LoadResult | None]:
     is held out (at least one record, file order kept) and never trained on.
     """
     kind = CotRecord if data.target == "cot" else Record
-    train = load_records(data.train_file, kind=kind, media_root=data.media_root)
+    load = partial(load_records, kind=kind, media_root=data.media_root,
+                   allow_outside_media_root=data.allow_outside_media_root)
+    train = load(data.train_file)
     if data.eval_file is not None:
-        return train, load_records(data.eval_file, kind=kind, media_root=data.media_root)
+        return train, require_records(load(data.eval_file), "held-out records")
     if data.eval_fraction == 0:
         return train, None
     n = len(train.records)
