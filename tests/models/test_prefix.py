@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from videor1.media import FrameSampling, read_image, read_video
-from videor1.models import prefix
+from videor1.models import logprobs, prefix
 from videor1.models.inputs import Prompt, encode
 from videor1.models.loading import LoraOptions, ModelOptions, load_model, load_processor
 from videor1.models.prefix import prefix_logits, shared_prefix_supported, unsupported_reason
@@ -150,3 +150,20 @@ def test_unsupported_settings_are_named_and_warned_once(tiny_dirs, caplog):
         assert not shared_prefix_supported(model, batch)
     warnings = [r.getMessage() for r in caplog.records if "shared-prefix" in r.getMessage()]
     assert len(warnings) == 1 and "flex_attention" in warnings[0]
+
+
+def test_sequence_logprobs_switch(tiny_dirs, monkeypatch):
+    """On by default and equal to off; off never runs the prompt pass."""
+    processor = load_processor(tiny_dirs["qwen2_5_vl"])
+    model = load_model(ModelOptions(path=tiny_dirs["qwen2_5_vl"], dtype="float32"))
+    batch = _batch(processor, "qwen2_5_vl")
+    ids, mask = _responses(processor, 3 * G)
+    calls = []
+    monkeypatch.setattr(logprobs, "prefix_logits", lambda *args: calls.append(1) or prefix_logits(*args))
+    with torch.no_grad():
+        vision = encode_vision(model, batch)
+        on = logprobs.sequence_logprobs(model, batch, ids, mask, G, 0.7, vision)
+        assert len(calls) == 1
+        off = logprobs.sequence_logprobs(model, batch, ids, mask, G, 0.7, vision, shared_prefix=False)
+        assert len(calls) == 1
+    assert ((on - off) * mask).abs().max().item() < 1e-5

@@ -81,6 +81,10 @@ class ModelOptions(BaseModel):
                                   "only.")
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute activations in the backward pass: less memory, ~30% slower.")
+    shared_prefix: bool = Field(
+        default=True, description="RL log-prob forwards (policy, pi_old, reference) run each prompt once for "
+                                  "its G responses and repeat its key/value cache (exact; models/prefix.py); "
+                                  "whole sequences, with one warning, where unsupported (flash_attention_2).")
     lora: LoraOptions | None = Field(
         default=None, description="Train LoRA adapters on the language model instead of the full model; "
                                   "every base weight, the vision tower and merger included, stays frozen.")

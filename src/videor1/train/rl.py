@@ -45,7 +45,7 @@ def reference_logprobs(rollout: Rollout, reference, policy_model, config: RLConf
     with context:
         vision = rollout.vision if shared_vision else encode_vision(model, rollout.batch)
         return sequence_logprobs(model, rollout.batch, c.ids, c.mask, config.algo.num_generations,
-                                 _temperature(config), vision)
+                                 _temperature(config), vision, config.model.shared_prefix)
 
 
 def update(rollouts: list[Rollout], policy, accelerator, optimizer, scheduler, config: RLConfig,
@@ -93,12 +93,12 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
         reference = load_reference(config.model, placement(accelerator))
     vision_trainable = has_trainable_vision(model)
     with _only_main_logs(accelerator, "videor1.data.loading"):  # every process parses the same file
-        records = load_records(config.data.train_file, media_root=config.data.media_root,
-                               allow_outside_media_root=config.data.allow_outside_media_root)
+        records = load_records(config.data.train_file, media_root=config.data.media_root)
     skips = SkipLog()
     source = QuestionSource(records, config, processor, skips, accelerator.process_index, accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, config.optim, run.max_steps * config.algo.num_iterations)
-    policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model), optimizer, scheduler)
+    policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model, config.model.shared_prefix), optimizer,
+                                                       scheduler)
     policy.train()  # from_pretrained returns eval mode: checkpointing and LoRA dropout need train mode
     engine = HFEngine(accelerator.unwrap_model(policy).model, processor)
 
