@@ -93,7 +93,8 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
         reference = load_reference(config.model, placement(accelerator))
     vision_trainable = has_trainable_vision(model)
     with _only_main_logs(accelerator, "videor1.data.loading"):  # every process parses the same file
-        records = load_records(config.data.train_file, media_root=config.data.media_root)
+        records = load_records(config.data.train_file, media_root=config.data.media_root,
+                               allow_outside_media_root=config.data.allow_outside_media_root)
     skips = SkipLog()
     source = QuestionSource(records, config, processor, skips, accelerator.process_index, accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, config.optim, run.max_steps * config.algo.num_iterations)
