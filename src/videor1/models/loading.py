@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from videor1.models.compat import enable_activation_checkpointing
+
 if TYPE_CHECKING:
     import torch
     from transformers import PretrainedConfig, PreTrainedModel, ProcessorMixin
@@ -141,7 +143,7 @@ def load_model(options: ModelOptions, device: str | torch.device | None = None) 
                 merger.requires_grad_(True)
     if options.gradient_checkpointing:
         # Only active in train mode; generation (eval mode) still uses its KV cache when asked for it.
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model, use_reentrant=False)
         model.config.use_cache = False
     if options.lora is not None:
         model = _add_lora(model, options.lora)

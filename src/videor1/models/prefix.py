@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 from transformers.cache_utils import Cache, DynamicLayer
 
+from videor1.models.compat import cache_argument
+
 log = logging.getLogger(__name__)
 
 # Attention kernels whose masked, cached path has been checked exact against the full forward.
@@ -142,7 +144,8 @@ def prefix_logits(model, batch, completion_ids: Tensor, completion_mask: Tensor,
     with _cache_under_checkpointing(model):
         # 1. The prompts without their last token, once each: only their keys and values are used.
         _base(model).model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
-                           mm_token_type_ids=types[:, :-1], mm_encoder_outputs=dict(vision), cache=recorded,
+                           mm_token_type_ids=types[:, :-1], mm_encoder_outputs=dict(vision),
+                           **{cache_argument(): recorded},
                            position_ids=None if positions is None else positions[..., :-1], use_cache=True,
                            **_timing(batch))
         prefix = Cache(layers=[_PrefixLayer(r.keys.repeat_interleave(G, 0), r.values.repeat_interleave(G, 0))
@@ -157,5 +160,5 @@ def prefix_logits(model, batch, completion_ids: Tensor, completion_mask: Tensor,
             start = positions[..., -1:]
         tail_positions = start.repeat_interleave(G, 1) + torch.arange(T, device=ids.device)
         out = model(input_ids=tail, attention_mask=attention, mm_token_type_ids=torch.zeros_like(tail),
-                    position_ids=tail_positions, cache=prefix, use_cache=True)
+                    position_ids=tail_positions, **{cache_argument(): prefix}, use_cache=True)
     return out.logits
