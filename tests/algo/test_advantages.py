@@ -12,7 +12,9 @@ from videor1.algo import (
     bonus_is_immaterial,
     group_advantages,
     is_correct,
+    order_reliance,
     resolve_temporal_reward,
+    response_temporal_bonus,
     shuffled_group_needed,
     temporal_bonus,
     temporal_reward,
@@ -118,8 +120,9 @@ groups = st.integers(min_value=2, max_value=8).flatmap(
     scale=st.sampled_from(["group", "batch", "none"]),
     placement=st.sampled_from(["reward", "advantage"]),
     equal_format=st.booleans(),
+    condition=st.sampled_from([("paper", 0.0), ("strict", 0.0), ("margin", 0.125), ("margin", 0.3)]),
 )
-def test_skip_is_exact(group, shuffled_size, alpha, ratio, scale, placement, equal_format):
+def test_skip_is_exact(group, shuffled_size, alpha, ratio, scale, placement, equal_format, condition):
     """The shuffled group is skipped only when no shuffled result can change r_t's effect; then every
     possible result resolves to one r_t, so skipping gives the same update bit for bit."""
     accuracy, fmt, length = (torch.tensor(x) for x in group)
@@ -127,7 +130,8 @@ def test_skip_is_exact(group, shuffled_size, alpha, ratio, scale, placement, equ
         fmt = torch.ones_like(fmt)  # the case where the paper's bonus cancels
     rewards = accuracy + fmt + length
     correct = is_correct(accuracy)
-    kwargs = dict(alpha=alpha, ratio=ratio, scale=scale, placement=placement)
+    condition, margin = condition
+    kwargs = dict(alpha=alpha, ratio=ratio, scale=scale, placement=placement, condition=condition, margin=margin)
     outcomes = {
         resolve_temporal_reward(rewards, correct, j / shuffled_size, **kwargs) for j in range(shuffled_size + 1)
     }
@@ -139,7 +143,7 @@ def test_skip_is_exact(group, shuffled_size, alpha, ratio, scale, placement, equ
         p = float(correct.float().mean())
         resolved = resolve_temporal_reward(rewards, correct, None, **kwargs)
         for j in range(shuffled_size + 1):
-            paper = temporal_reward(p, j / shuffled_size, alpha, ratio)
+            paper = temporal_reward(p, j / shuffled_size, alpha, ratio, condition, margin)
             bonus = [paper if c else 0.0 for c in correct.tolist()]
             ours = [resolved if c else 0.0 for c in correct.tolist()]
             if scale != "batch":
@@ -193,3 +197,51 @@ def test_skip_cases_by_hand():
     assert not shuffled_group_needed(torch.ones(8), seven, ratio=0.8, placement="advantage")
     with pytest.raises(ValueError, match="p_shuffled"):
         resolve_temporal_reward(rewards, correct, None)
+
+
+def test_strict_and_margin_skip_by_hand():
+    """Everybody right: the paper's r_t is certain, the strict one needs p~ (p~ = 1 refuses it); with a
+    margin of 0.3, p = 0.25 can never earn r_t, so the shuffled group is not needed."""
+    everybody = torch.ones(4, dtype=torch.bool)
+    ones = torch.full((4,), 2.0)
+    assert not shuffled_group_needed(ones, everybody, placement="advantage")
+    assert shuffled_group_needed(ones, everybody, placement="advantage", condition="strict")
+    assert resolve_temporal_reward(ones, everybody, 1.0, placement="advantage", condition="strict") == 0.0
+    assert resolve_temporal_reward(ones, everybody, 0.75, placement="advantage", condition="strict") == 0.3
+    one = torch.tensor([True, False, False, False])
+    rewards = torch.tensor([2.0, 1.0, 0.0, 1.0])
+    assert shuffled_group_needed(rewards, one, condition="margin", margin=0.2)
+    assert not shuffled_group_needed(rewards, one, condition="margin", margin=0.3)
+    assert resolve_temporal_reward(rewards, one, None, condition="margin", margin=0.3) == 0.0
+
+
+def test_per_response_credit_varies_within_a_group_and_survives_normalisation():
+    """All eight answers right with the same format: Eq. 2's bonus is cancelled by the group std (every
+    advantage 0), while the per-response credit, given to the answers that lose likelihood without the
+    order, moves them: those that rely on the order get positive advantages, those read from a static
+    cue (reliance about 0) negative ones, in the order of their reliance."""
+    rewards = torch.full((8,), 2.0)
+    correct = torch.ones(8, dtype=torch.bool)
+    group_bonus = temporal_bonus(correct, torch.tensor([0.3]), 8)
+    assert torch.equal(group_advantages(rewards, 8, bonus=group_bonus), torch.zeros(8))
+
+    # per-token log-probs of 8 completions of 3 tokens, teacher-forced with ordered and shuffled frames
+    ordered = torch.log(torch.tensor([[0.9, 0.8, 0.9]] * 4 + [[0.5, 0.5, 0.5]] * 4))
+    shuffled = torch.log(torch.tensor([[0.3, 0.2, 0.9], [0.3, 0.8, 0.9], [0.6, 0.8, 0.9], [0.9, 0.8, 0.9]]
+                                      + [[0.5, 0.5, 0.5]] * 4))
+    mask = torch.ones(8, 3)
+    mask[1, 2] = 0  # padding is ignored
+    reliance = order_reliance(ordered, shuffled, mask)
+    assert reliance.tolist() == pytest.approx([math.log(3) + math.log(4), math.log(3), math.log(1.5), 0, 0, 0, 0, 0],
+                                              abs=1e-6)
+    bonus = response_temporal_bonus(correct, reliance, alpha=0.3, threshold=0.0, scale=3.0)
+    assert len(set(bonus.tolist())) > 1  # varies within the group
+    advantages = group_advantages(rewards, 8, bonus=bonus)
+    assert advantages[0] > advantages[1] > 0 > advantages[2] > advantages[4]
+    assert torch.equal(advantages[3:], torch.full((5,), advantages[4].item()))
+    # a wrong answer earns nothing however much it relies on the order; a step at the threshold
+    wrong = correct.clone()
+    wrong[0] = False
+    assert response_temporal_bonus(wrong, reliance, 0.3)[0] == 0
+    step = response_temporal_bonus(correct, reliance, 0.3, threshold=0.5, scale=0.0)
+    assert step.tolist() == pytest.approx([0.3, 0.3, 0.0, 0, 0, 0, 0, 0])

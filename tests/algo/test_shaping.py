@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from videor1.algo import is_correct, length_bonus, temporal_bonus, temporal_bonus_certain, temporal_reward
+from videor1.algo import (
+    is_correct,
+    length_bonus,
+    temporal_bonus,
+    temporal_bonus_certain,
+    temporal_bonus_impossible,
+    temporal_reward,
+)
 
 
 def test_correctness_rules():
@@ -36,6 +43,27 @@ def test_temporal_reward_is_certain_only_when_no_shuffled_result_can_refuse_it()
             p = k / 8
             outcomes = {temporal_reward(p, j / 4, ratio=ratio) for j in range(5)}
             assert temporal_bonus_certain(p, ratio) == (outcomes == {0.3})
+
+
+@pytest.mark.parametrize(("condition", "margin"), [("paper", 0.0), ("strict", 0.0), ("margin", 0.25)])
+def test_condition_variants_certain_and_impossible_exactly_when_every_shuffled_result_agrees(condition, margin):
+    for ratio in (1.0, 0.8):
+        for k in range(9):
+            p = k / 8
+            outcomes = {temporal_reward(p, j / 4, 0.3, ratio, condition, margin) for j in range(5)}
+            assert temporal_bonus_certain(p, ratio, condition, margin) == (outcomes == {0.3})
+            assert temporal_bonus_impossible(p, ratio, condition, margin) == (outcomes == {0.0})
+
+
+def test_strict_condition_withholds_the_reward_from_a_policy_that_needs_no_order():
+    assert temporal_reward(0.75, 0.75) == 0.3  # the paper: a tie earns r_t
+    assert temporal_reward(0.75, 0.75, condition="strict") == 0.0
+    assert temporal_reward(0.75, 0.5, condition="strict") == 0.3
+    assert temporal_reward(0.6, 0.75, ratio=0.8, condition="strict") == 0.0  # a tie in floats too
+    assert temporal_reward(0.75, 0.5, condition="margin", margin=0.25) == 0.3
+    assert temporal_reward(0.75, 0.625, condition="margin", margin=0.25) == 0.0
+    with pytest.raises(ValueError, match="condition"):
+        temporal_reward(0.5, 0.5, condition="loose")
 
 
 def test_temporal_bonus_eq2_goes_to_correct_responses_of_each_group():

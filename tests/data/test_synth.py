@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import av
@@ -15,9 +17,11 @@ import pytest
 from PIL import Image
 
 from videor1.data.records import option_letter, option_text
-from videor1.data.synth import REASONING, TASKS, SynthConfig, synthesize
+from videor1.data.synth import (
+    REASONING, TASKS, ShortcutConfig, SynthConfig, new_scene, plan, question_file, synthesize,
+)
 from videor1.data.synth_scenes import (
-    COLOR_RGB, OPPOSITE, WORDS, Renderer, Scene, Track, _text_mask, cell_center, direction_of,
+    COLOR_RGB, DIRECTIONS, OPPOSITE, WORDS, Renderer, Scene, Track, _text_mask, cell_center, direction_of,
 )
 from videor1.data.validate import validate_records
 from videor1.rewards import PROBLEM_TYPES, accuracy_reward, format_reward
@@ -310,3 +314,54 @@ def test_synthesis_speed(tmp_path):
     summary = synthesize(tmp_path, n=200, seed=0)
     seconds = time.perf_counter() - start
     assert summary.videos / seconds >= 25, f"{summary.videos / seconds:.0f} videos/s"
+
+
+SHORTCUT = SynthConfig(shortcut=ShortcutConfig(agreement=0.9), tasks={"direction": 1, "color": 1},
+                       temporal_fraction=0.6, image_fraction=0.2)
+
+
+def test_shortcut_cue_predicts_direction_in_training_only():
+    """Training scenes: the colour names the direction 90 % of the time. Evaluation scenes: colour and
+    direction are independent, so the colour tells nothing about the answer there."""
+    rng = random.Random(0)
+    counts = {held_out: Counter() for held_out in (False, True)}
+    for held_out in (False, True):
+        for _ in range(2000):
+            track = new_scene("direction", "video", rng, SHORTCUT, held_out).tracks[0]
+            counts[held_out][track.color, direction_of(track.cells)] += 1
+    train, held = counts[False], counts[True]
+    agree = {split: sum(n for (c, d), n in table.items() if SHORTCUT.cue_direction(c) == d) / 2000
+             for split, table in (("train", train), ("eval", held))}
+    assert 0.87 < agree["train"] < 0.93
+    assert 0.22 < agree["eval"] < 0.28  # chance: one colour of four
+    for color in SHORTCUT.colors:  # the answer given the colour: uniform within sampling noise
+        row = [held[color, d] for d in DIRECTIONS]
+        assert max(row) / sum(row) < 0.33, (color, row)
+
+
+def test_shortcut_records_say_what_the_cue_says():
+    rng = random.Random(1)
+    specs = plan(80, SHORTCUT, rng)
+    for held_out, cot in ((False, False), (False, True), (True, False)):
+        _, records = question_file(specs, rng, SHORTCUT, "x", held_out, cot)
+        cued = [r for r in records if r["task"] == "direction"]
+        assert cued and all("cue" not in r for r in records if r["task"] != "direction")
+        for r in cued:
+            track = Scene.from_json(r["scene"]).tracks[0]
+            truth, says = direction_of(track.cells), SHORTCUT.cue_direction(track.color)
+            assert r["cue"] == ("consistent" if truth == says else "conflicting")
+            cue_answer = {"solution": r["cue_solution"], "problem_type": r["problem_type"], "options": r["options"]}
+            assert answer_word(cue_answer) == says
+            if not cot:
+                assert answer_word(r) == truth
+            else:  # the cold start's chain ends in a random direction, with no cells to read it from
+                assert f"the direction is {answer_word(r)}" in r["process"]
+                assert " t1" not in r["process"]
+        if cot:
+            agree = sum(answer_word(r) == direction_of(Scene.from_json(r["scene"]).tracks[0].cells) for r in cued)
+            assert agree < 0.6 * len(cued)
+
+
+def test_shortcut_needs_one_colour_per_direction():
+    with pytest.raises(ValueError, match="one colour per direction"):
+        SynthConfig(colors=["red", "green", "blue"], shortcut=ShortcutConfig())

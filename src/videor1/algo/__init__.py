@@ -2,7 +2,9 @@
 
 Nothing here imports a model, does I/O or keeps state; the trainer wires these together:
 rewards -> `is_correct` -> `length_bonus` (Eq. 5) -> `resolve_temporal_reward` (Eq. 1) ->
-`temporal_bonus` (Eq. 2) -> `group_advantages` (Eq. 3) -> `policy_loss` (Eq. 4).
+`temporal_bonus` (Eq. 2) -> `group_advantages` (Eq. 3) -> `policy_loss` (Eq. 4). Variants: Eq. 1's
+condition (`condition="strict"` / `"margin"`), and the per-response credit that replaces Eq. 1–2
+(`order_reliance` -> `response_temporal_bonus`), see docs/demo.md.
 """
 
 from videor1.algo.advantages import (
@@ -15,8 +17,11 @@ from videor1.algo.loss import PolicyLoss, kl_k3, policy_loss
 from videor1.algo.shaping import (
     is_correct,
     length_bonus,
+    order_reliance,
+    response_temporal_bonus,
     temporal_bonus,
     temporal_bonus_certain,
+    temporal_bonus_impossible,
     temporal_reward,
 )
 
@@ -27,10 +32,13 @@ __all__ = [
     "is_correct",
     "kl_k3",
     "length_bonus",
+    "order_reliance",
     "policy_loss",
     "resolve_temporal_reward",
+    "response_temporal_bonus",
     "shuffled_group_needed",
     "temporal_bonus",
     "temporal_bonus_certain",
+    "temporal_bonus_impossible",
     "temporal_reward",
 ]

@@ -10,12 +10,13 @@ the bonus leaves the advantages unchanged and T-GRPO reduces to GRPO. Hence the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from videor1.algo.shaping import temporal_bonus_certain, temporal_reward
+from videor1.algo.shaping import Condition, temporal_bonus_certain, temporal_bonus_impossible, temporal_reward
 
 Scale = Literal["group", "batch", "none"]
 Placement = Literal["reward", "advantage"]
@@ -27,12 +28,15 @@ def group_advantages(
     bonus: Tensor | None = None,
     placement: Placement = "reward",
     eps: float = 1e-4,
+    gather: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Eq. 3: A_i = (R_i - mean(R)) / std(R) over each group of `group_size` responses.
 
     rewards: (B*G,) r_i (accuracy + format + length bonus); bonus: (B*G,) temporal bonus of Eq. 2 or
     None. The std is the unbiased one with `eps` added, as in the reference code (TRL's GRPO).
-    Returns (B*G,).
+    `gather`: with `scale="batch"`, the concatenation of a 1-D tensor over every process that shares
+    the batch, in batch order (`train.parallel.Parallel.gather`), so that the batch std is the whole
+    batch's; None: this process's rewards are the batch. Returns (B*G,).
     """
     if group_size < 2:
         raise ValueError(f"group_size must be at least 2 to compare responses, got {group_size}")
@@ -43,7 +47,8 @@ def group_advantages(
     if scale == "group":
         centred = _divide(centred, grouped.std(dim=1, keepdim=True) + eps)
     elif scale == "batch":
-        centred = _divide(centred, centred.std() + eps)
+        everyone = gather(centred.reshape(-1)) if gather is not None else centred
+        centred = _divide(centred, everyone.std() + eps)
     elif scale != "none":
         raise ValueError(f"unknown scale {scale!r}: use 'group', 'batch' or 'none'")
     advantages = centred.reshape(-1)
@@ -99,17 +104,21 @@ def shuffled_group_needed(
     ratio: float = 1.0,
     scale: Scale = "group",
     placement: Placement = "reward",
+    condition: Condition = "paper",
+    margin: float = 0.0,
 ) -> bool:
-    """Whether the shuffled rollouts of this video group can change any advantage (SPEC §2).
+    """Whether the shuffled rollouts of this video group can change any advantage (docs/algorithm.md).
 
-    Not needed when r_t is certain (p >= ratio, so Eq. 1 holds for every p~ <= 1), or when the bonus
-    is immaterial (no correct response, or cancelled by normalisation). Skipping them then gives the
-    same r_t as generating them, so the update is bit-identical (see `resolve_temporal_reward`).
+    Not needed when r_t is known whatever p~ is: certain (Eq. 1's condition holds even at p~ = 1) or
+    impossible (it fails even at p~ = 0: the margin condition with p < margin), or when the bonus is
+    immaterial (no correct response, or cancelled by normalisation). Skipping them then gives the same
+    r_t as generating them, so the update is bit-identical (see `resolve_temporal_reward`).
     """
     if bonus_is_immaterial(rewards, correct, alpha, scale, placement):
         return False
     p_ordered = float(correct.float().mean())
-    return not temporal_bonus_certain(p_ordered, ratio)
+    return not (temporal_bonus_certain(p_ordered, ratio, condition, margin)
+                or temporal_bonus_impossible(p_ordered, ratio, condition, margin))
 
 
 def resolve_temporal_reward(
@@ -120,6 +129,8 @@ def resolve_temporal_reward(
     ratio: float = 1.0,
     scale: Scale = "group",
     placement: Placement = "reward",
+    condition: Condition = "paper",
+    margin: float = 0.0,
 ) -> float:
     """The r_t to use for one ordered video group, with or without its shuffled group.
 
@@ -130,8 +141,10 @@ def resolve_temporal_reward(
     if bonus_is_immaterial(rewards, correct, alpha, scale, placement):
         return 0.0
     p_ordered = float(correct.float().mean())
-    if temporal_bonus_certain(p_ordered, ratio):
+    if temporal_bonus_certain(p_ordered, ratio, condition, margin):
         return alpha
+    if temporal_bonus_impossible(p_ordered, ratio, condition, margin):
+        return 0.0
     if p_shuffled is None:
         raise ValueError("the shuffled group can change this group's advantages: p_shuffled is required")
-    return temporal_reward(p_ordered, p_shuffled, alpha, ratio)
+    return temporal_reward(p_ordered, p_shuffled, alpha, ratio, condition, margin)

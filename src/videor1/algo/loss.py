@@ -40,6 +40,7 @@ def policy_loss(
     clip: bool = True,
     aggregation: Aggregation = "sequence",
     normalizer: float | None = None,
+    weights: Tensor | None = None,
 ) -> PolicyLoss:
     """Negative of Eq. 4 for a batch of completions.
 
@@ -52,7 +53,9 @@ def policy_loss(
     aggregation="sequence" is Eq. 4: mean over tokens of each response, then mean over responses.
     aggregation="token" sums over all tokens and divides by the token count (longer responses weigh
     more). `normalizer` replaces the local count (responses or tokens) by a global one, so that
-    gradient accumulation over micro-batches equals one large batch.
+    gradient accumulation over micro-batches equals one large batch. `weights`: (N, T) per-token
+    factors of the policy-gradient term, not of the KL term (truncated importance sampling,
+    `videor1.algo.importance`); None: 1.
     """
     mask = mask.to(logps.dtype)
     ratio = torch.exp(logps - old_logps)
@@ -61,7 +64,7 @@ def policy_loss(
     if clip:
         clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
         surrogate = torch.minimum(surrogate, clipped)
-    per_token = -surrogate
+    per_token = -surrogate if weights is None else -surrogate * weights
     kl = torch.zeros_like(logps)
     if beta != 0.0:
         if ref_logps is None:

@@ -26,12 +26,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, model_validator
 
 from videor1.data.loading import write_records
 from videor1.data.records import CotRecord, EvalRecord, Record
 from videor1.data.synth_scenes import (
-    BACKGROUNDS, BUILDERS, COLOR_RGB, DIRECTIONS, SHAPES, Renderer, Scene, cell_name, describe,
+    BACKGROUNDS, BUILDERS, COLOR_RGB, DIRECTIONS, SHAPES, Renderer, Scene, Track, cell_name, describe,
     direction_of, object_name, path_length, per_instant, write_image, write_video,
 )
 from videor1.rewards import PROBLEM_TYPES
@@ -56,10 +58,26 @@ NEW_SCENE = {"direction": ("motion",), "distance": ("wander",), "first_appearanc
              "color": ("still", "motion", "blink"), "shape": ("still", "motion", "blink"),
              "count_objects": ("still",), "ocr": ("text",)}
 FILES = ("rl_train", "cot_train", "eval", "describe")
+CUE_TASK = "direction"  # the questions a shortcut cue can answer (see ShortcutConfig)
 # ORDER_NOTE: colour-order questions use one change ("red, then blue"). The free-form reward (mean
 # of ROUGE-1/2/L) scores the reversed "blue, then red" 0.44, below the 0.5 that counts as correct,
 # but scores the reversed "green, then blue, then red" 0.70: with more colours, answers from
 # shuffled frames would count as correct and T-GRPO's contrast would vanish.
+
+
+class ShortcutConfig(BaseModel):
+    """A static shortcut to the direction questions (docs/demo.md, "the shortcut"): the colour of a moving
+    object names a direction (the i-th colour of `colors` the i-th of left / right / up / down). In the
+    training files a moving object takes its direction's colour with probability `agreement`; in the
+    evaluation file its colour is drawn independently of its direction, so a model that answers from the
+    colour (one frame suffices) is right only when the two happen to agree. Direction records carry
+    `cue` ("consistent" / "conflicting") and `cue_solution` (what the colour says)."""
+
+    cue: Literal["color"] = Field("color", description="The static cue: the moving object's colour.")
+    agreement: float = Field(0.9, ge=0, le=1, description="Share of training scenes whose cue agrees.")
+    cot_answers: Literal["truth", "random"] = Field(
+        "random", description="What the cold start's direction chains conclude: the true direction, or a "
+                              "direction drawn at random (teaches the format and vocabulary, not the rule).")
 
 
 class SynthConfig(BaseModel):
@@ -89,6 +107,8 @@ class SynthConfig(BaseModel):
     describe_size: int | None = Field(None, ge=0, description="Records in describe.json (default: n).")
     eval_share: float = Field(0.2, gt=0, lt=1, description="Share of the scene space held out for eval.")
     crf: int = Field(12, ge=0, le=51, description="x264 quality; low keeps the colours exact.")
+    shortcut: ShortcutConfig | None = Field(None, description="A colour cue to the direction questions that "
+                                                              "holds in training only (None: no cue).")
 
     @model_validator(mode="after")
     def _consistent(self) -> SynthConfig:
@@ -115,9 +135,22 @@ class SynthConfig(BaseModel):
                 kind = "temporal" if temporal else "static"
                 problems.append(f"no {kind} question has a positive weight: raise one in tasks and "
                                 "problem_types, or change temporal_fraction")
+        if self.shortcut is not None and len(set(self.colors)) != len(DIRECTIONS):
+            problems.append(f"a colour cue needs one colour per direction: give {len(DIRECTIONS)} distinct "
+                            f"colors, not {self.colors}")
+        elif self.shortcut is not None and len(self.colors) != len(DIRECTIONS):
+            problems.append(f"a colour cue needs one colour per direction, no more: {self.colors}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def cue_color(self, direction: str) -> str:
+        """The colour that names `direction` under the shortcut."""
+        return self.colors[DIRECTIONS.index(direction)]
+
+    def cue_direction(self, color: str) -> str:
+        """The direction a colour names under the shortcut."""
+        return DIRECTIONS[self.colors.index(color)]
 
     def weight(self, task: str, problem_type: str) -> float:
         return self.tasks.get(task, 0.0) * self.problem_types.get(problem_type, 0.0)
@@ -204,10 +237,21 @@ def new_scene(task: str, data_type: str, rng: random.Random, config: SynthConfig
         elif task == "color_order":
             extra = {"changes": 1}  # see ORDER_NOTE
         scene = BUILDERS[kind](rng, instants, config.grid, config.colors, config.shapes, **extra)
+        if kind == "motion" and config.shortcut is not None and not held_out:
+            scene = with_cue(scene, rng, config)
         if (scene.bucket() < config.eval_share) == held_out:
             return scene
     raise RuntimeError(f"no {task} scene left in the {'eval' if held_out else 'train'} part of the scene "
                        "space: add colors or shapes, raise grid, or change eval_share")
+
+
+def with_cue(scene: Scene, rng: random.Random, config: SynthConfig) -> Scene:
+    """A training motion scene recoloured by the shortcut: its direction's colour with probability
+    `agreement`, else one of the other colours (evaluation scenes keep their independent colour)."""
+    track = scene.tracks[0]
+    cue = config.cue_color(direction_of(track.cells))
+    color = cue if rng.random() < config.shortcut.agreement else rng.choice([c for c in config.colors if c != cue])
+    return Scene(scene.kind, (Track(track.shape, (color,) * scene.instants, track.cells),), scene.instants)
 
 
 def pack(specs: list[Spec], rng: random.Random, config: SynthConfig, prefix: str, held_out: bool,
@@ -274,6 +318,11 @@ def _medium(scene: Scene) -> str:
 
 def _direction(scene: Scene, config: SynthConfig) -> Reasoning:
     track, grid = scene.tracks[0], config.grid
+    if config.shortcut is not None:
+        # no cells in the chain: the answer is read from the frames, not from positions written out
+        # before it (a per-response credit compares the answer's likelihood with shuffled frames)
+        return Reasoning(f"Which direction does {object_name(track)} move?", "direction",
+                         direction_of(track.cells), f"{object_name(track).capitalize()} moves.", pool=DIRECTIONS)
     start, end = cell_name(track.cells[0], grid), cell_name(track.cells[-1], grid)
     return Reasoning(f"Which direction does {object_name(track)} move?", "direction",
                      direction_of(track.cells), _positions(scene, grid), f"It moved from {start} to {end}, ",
@@ -356,10 +405,14 @@ REASONING = {"direction": _direction, "distance": _distance, "first_appearance":
              "count_objects": _count_objects, "ocr": _ocr}
 
 
-def ask(task: str, problem_type: str, scene: Scene, rng: random.Random, config: SynthConfig) -> Question:
+def ask(task: str, problem_type: str, scene: Scene, rng: random.Random, config: SynthConfig,
+        word: str | None = None) -> Question:
     """The `task` question about `scene` with its answer and a short chain of thought: the evidence of
-    every instant, the reason, then the answer as its last word (the option letter for multiple choice)."""
+    every instant, the reason, then the answer as its last word (the option letter for multiple choice).
+    `word` replaces the true answer (the shortcut's random cold-start answers)."""
     r = REASONING[task](scene, config)
+    if word is not None:
+        r.word = word
     options, answer, said = [], r.word, r.word
     if problem_type == "multiple choice":
         others = [p for p in dict.fromkeys(r.pool) if p != r.word]
@@ -386,13 +439,29 @@ def question_file(specs: list[Spec], rng: random.Random, config: SynthConfig, pr
                   cot: bool) -> tuple[list[Hosted], list[dict]]:
     """The scenes and records of one file of questions (with `process` when `cot`)."""
     scenes, hosts = pack(specs, rng, config, prefix, held_out, config.questions_per_scene)
-    records = []
+    records, shortcut = [], config.shortcut
     for i, (spec, host) in enumerate(zip(specs, hosts)):
-        q = ask(spec.task, spec.problem_type, host.scene, rng, config)
+        cued = shortcut is not None and spec.task == CUE_TASK
+        word = rng.choice(DIRECTIONS) if cued and cot and shortcut.cot_answers == "random" else None
+        q = ask(spec.task, spec.problem_type, host.scene, rng, config, word)
         records.append(_record(f"{prefix}-{i:06d}", host, spec.problem_type, q, spec.task, spec.temporal))
+        if cued:
+            records[-1].update(cue_fields(host.scene, q, config))
         if cot:
             records[-1]["process"] = q.process
     return scenes, records
+
+
+def cue_fields(scene: Scene, q: Question, config: SynthConfig) -> dict:
+    """`cue`: whether the object's colour names its true direction; `cue_solution`: the answer the
+    colour names, in the solution's form (the option letter for multiple choice)."""
+    track = scene.tracks[0]
+    said = config.cue_direction(track.color)
+    if q.options:
+        said = next(o.split(". ", 1)[0] for o in q.options if o.split(". ", 1)[1] == said)
+    truth = direction_of(track.cells)
+    return {"cue": "consistent" if config.cue_direction(track.color) == truth else "conflicting",
+            "cue_solution": f"<answer>{said}</answer>"}
 
 
 def describe_file(specs: list[Spec], rng: random.Random,

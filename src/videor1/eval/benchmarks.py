@@ -15,7 +15,7 @@ allowed, `data_source` when it names more than the benchmark itself; then a keyw
 | mvbench               | task        | task, task_type, sub_task, category                       | data_source       |
 | tempcompass           | dimension   | dim, dimension, temporal_aspect, category, task           | data_source       |
 | videomme              | duration    | duration, duration_category (short / medium / long)       | unknown; also `task_type` and `domain` breakdowns when present |
-| synthetic             | task        | task                                                      | also `temporal`: temporal / static; OCR and free-form count as correct (1) at reward ≥ 0.5, as in RL |
+| synthetic             | task        | task                                                      | also `temporal`: temporal / static, and `cue`: consistent / conflicting (the shortcut's direction items); OCR and free-form count as correct (1) at reward ≥ 0.5, as in RL |
 | generic               | source      | category, task, data_source                               | unknown           |
 
 VSI-Bench's numerical tasks (object_counting, object_abs_distance, object_size_estimation,
@@ -128,7 +128,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               use_data_source=True),
     Benchmark("videomme", "Video-MME", "duration", ("duration", "duration_category"),
               extra=(("task_type", ("task_type",)), ("domain", ("domain",)))),
-    Benchmark("synthetic", "Synthetic", "task", ("task",), aliases=("synth",),
+    Benchmark("synthetic", "Synthetic", "task", ("task",), aliases=("synth",), extra=(("cue", ("cue",)),),
               flags=(("temporal", "temporal", "static"),), correct_at=0.5),
     Benchmark("generic", "Generic", "source", ("category", "task", "data_source")),
 )}
