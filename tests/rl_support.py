@@ -38,7 +38,7 @@ def rl_overrides(root: Path, out: Path, model: str = "formatted", **extra) -> li
     """key=value overrides of a fast CPU run (the same form as on the command line)."""
     base = {"model.path": root / model, "model.dtype": "float32", "data.train_file": root / "synth" / "rl_train.json",
             "data.max_prompt_tokens": 2048, "sampling.max_new_tokens": 64, "algo.num_generations": 4,
-            "algo.num_shuffled": 2, "algo.length_reward": False, "run.max_steps": 3, "run.prompts_per_device": 4,
+            "algo.num_shuffled": 2, "reward.length": 0.0, "run.max_steps": 3, "run.prompts_per_device": 4,
             "run.output_dir": out, "run.save_every": 100, "run.tensorboard": False, "optim.lr": 1e-4}
     base.update(extra)
     return MEDIA + [f"{k}={v}" for k, v in base.items()]

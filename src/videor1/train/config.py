@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from torch import Tensor
 
 from videor1.media.loader import MediaConfig
 from videor1.models.loading import ModelOptions
@@ -47,9 +48,6 @@ class AlgoConfig(_Section):
     correct_rule: Literal["paper", "reference"] = Field(
         default="paper", description="Correct when accuracy >= correct_threshold (paper) or > 0.1 (reference code).")
     correct_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Threshold for continuous rewards.")
-    format_weight: float = Field(default=1.0, ge=0.0, description="Weight of the format reward in r_i.")
-    length_reward: bool = Field(default=True, description="Eq. 5 length bonus on correct responses.")
-    omega: float = Field(default=0.2, ge=0.0, description="Length bonus (paper: 0.2).")
     l_min: int = Field(default=320, ge=0, description="Shortest response (tokens) that earns the length bonus.")
     l_max: int = Field(default=512, ge=0, description="Longest response (tokens) that earns the length bonus.")
     length_min_correct: int = Field(default=1, ge=1, description="Bonus only in groups with this many correct "
@@ -69,6 +67,23 @@ class AlgoConfig(_Section):
         if self.l_min > self.l_max:
             raise ValueError(f"algo.l_min ({self.l_min}) must not exceed algo.l_max ({self.l_max})")
         return self
+
+
+class RewardConfig(_Section):
+    """r_i = sum of weight * term over the named reward terms, each in [0, 1] per response
+    (docs/rewards.md). The temporal reward r_t (Eq. 1-2) is added to this by `algo`."""
+
+    accuracy: float = Field(default=1.0, ge=0.0, description="Weight of the accuracy reward (by problem type).")
+    format: float = Field(default=1.0, ge=0.0, description="Weight of the format reward (think then answer tags).")
+    length: float = Field(default=0.2, ge=0.0, description="omega of Eq. 5: weight of the length term, 1 for a "
+                          "correct response of algo.l_min..l_max tokens (paper: 0.2; 0 switches it off).")
+
+    def total(self, terms: dict[str, Tensor]) -> Tensor:
+        """The weighted sum of `terms` (name -> (B*G,)), one term per field of this section."""
+        weights = self.model_dump()
+        if set(terms) != set(weights):
+            raise ValueError(f"reward terms {sorted(terms)} do not match the configured {sorted(weights)}")
+        return sum(weight * terms[name] for name, weight in weights.items())
 
 
 class OptimConfig(_Section):
@@ -109,6 +124,7 @@ class RLConfig(StageConfig):
     media: MediaConfig = Field(default_factory=MediaConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     algo: AlgoConfig = Field(default_factory=AlgoConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 

@@ -59,17 +59,19 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
     seed = sample_seed(config.run.seed, "ordered", step, micro, rank)
     completions = engine.generate(batch, G, config.sampling, vision, seed=seed)
 
-    # 2. Rewards r_i = accuracy + format (+ Eq. 5 length bonus), each response scored by its own type.
+    # 2. Rewards r_i: the weighted sum of the named reward terms (config.reward, docs/rewards.md), each
+    #    response scored by its own problem type. The length term is Eq. 5 with omega as its weight.
     records = [q.record for q in questions for _ in range(G)]
     accuracy = torch.tensor(accuracy_rewards(completions.texts, [r.solution for r in records],
                                              [r.problem_type for r in records], [r.options for r in records]))
-    fmt = torch.tensor([format_reward(text) for text in completions.texts])
     correct = is_correct(accuracy, algo.correct_threshold, algo.correct_rule)
-    length = torch.zeros_like(accuracy)
-    if algo.length_reward:
-        length = length_bonus(correct, completions.lengths.cpu(), G, algo.omega, algo.l_min, algo.l_max,
-                              algo.length_min_correct)
-    rewards = accuracy + algo.format_weight * fmt + length
+    terms = {
+        "accuracy": accuracy,
+        "format": torch.tensor([format_reward(text) for text in completions.texts]),
+        "length": length_bonus(correct, completions.lengths.cpu(), G, 1.0, algo.l_min, algo.l_max,
+                               algo.length_min_correct),
+    }
+    rewards = config.reward.total(terms)
 
     # 3. Temporal reward (Eq. 1) for video questions under T-GRPO, from shuffled frames when it can matter.
     r_t = torch.zeros(len(questions))
@@ -104,9 +106,7 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
 
     n_video = temporal["video_groups"]
     metrics = {
-        "reward/accuracy": accuracy.mean().item(),
-        "reward/format": fmt.mean().item(),
-        "reward/length": length.mean().item(),
+        **{f"reward/{name}": term.mean().item() for name, term in terms.items()},
         "reward/total": (rewards + bonus).mean().item(),
         "response/length": completions.lengths.float().mean().item(),
         "response/correct": correct.float().mean().item(),
