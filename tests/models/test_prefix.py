@@ -167,3 +167,34 @@ def test_sequence_logprobs_switch(tiny_dirs, monkeypatch):
         off = logprobs.sequence_logprobs(model, batch, ids, mask, G, 0.7, vision, shared_prefix=False)
         assert len(calls) == 1
     assert ((on - off) * mask).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen3_vl"])
+def test_generation_from_a_prefill_once_per_prompt_equals_generation(tiny_dirs, arch):
+    """`generate` on the repeated prompts with `prefill`'s cache samples the tokens that `generate` with
+    num_return_sequences samples from the same seed, with the same logits."""
+    from videor1.models.compat import cache_argument
+    from videor1.models.prefix import prefill
+    from videor1.models.vision import shallow_copy
+
+    processor = load_processor(tiny_dirs[arch])
+    model = load_model(ModelOptions(path=tiny_dirs[arch], dtype="float32")).eval()
+    batch = _batch(processor, arch)
+    options = {"max_new_tokens": T, "return_dict_in_generate": True, "output_logits": True, "do_sample": True,
+               "top_k": 0, "pad_token_id": processor.tokenizer.pad_token_id}
+    with torch.no_grad():
+        vision = encode_vision(model, batch)
+        inputs = {key: value for key, value in batch.items()
+                  if key not in ("pixel_values", "pixel_values_videos", "video_metadata")}
+        torch.manual_seed(5)
+        expected = model.generate(**inputs, mm_encoder_outputs=shallow_copy(vision), num_return_sequences=G,
+                                  **options)
+        cache, deltas = prefill(model, batch, vision, G)
+        assert cache.get_seq_length() == batch["input_ids"].shape[1] - 1 and deltas.shape == (3 * G, 1)
+        model.model.rope_deltas = deltas
+        repeated = {key: batch[key].repeat_interleave(G, 0)
+                    for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        torch.manual_seed(5)
+        got = model.generate(**repeated, **{cache_argument(): cache}, **options)
+    assert torch.equal(got.sequences, expected.sequences)
+    assert (torch.stack(got.logits, 1) - torch.stack(expected.logits, 1)).abs().max().item() < 1e-5

@@ -162,3 +162,36 @@ def prefix_logits(model, batch, completion_ids: Tensor, completion_mask: Tensor,
         out = model(input_ids=tail, attention_mask=attention, mm_token_type_ids=torch.zeros_like(tail),
                     position_ids=tail_positions, **{cache_argument(): prefix}, use_cache=True)
     return out.logits
+
+
+@torch.no_grad()
+def prefill(model, batch, vision: dict, n: int) -> tuple[Cache, Tensor] | None:
+    """Generation's prefill, once per prompt instead of once per response: the B prompts without their
+    last token run once, their cache is repeated to B*n rows (row b*n+i: response i of prompt b), and the
+    M-RoPE offsets (B*n, 1) to set as the model's `rope_deltas` are returned with it. `generate` on the
+    B*n repeated prompts with this cache then runs their last token and decodes as after its own prefill.
+
+    None where that would not be exact: prompts without media (generate numbers their tokens its own
+    way), a prompt whose last token is not its largest position (M-RoPE's temporal positions of a long
+    video ahead of a short question), or a setting `unsupported_reason` names.
+    """
+    if "image_grid_thw" not in batch and "video_grid_thw" not in batch:
+        return None
+    if unsupported_reason(model, batch) is not None:
+        return None
+    from transformers import DynamicCache
+
+    from videor1.models.compat import cache_argument
+
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    inner, types = _base(model).model, batch["mm_token_type_ids"]
+    positions, deltas = inner.get_rope_index(ids, types, attention_mask=mask, **_timing(batch))
+    # generate places the last prompt token at its cumulative position + delta, i.e. the largest position
+    if (positions[..., -1] != positions.amax(dim=(0, 2))).any():
+        return None
+    cache = DynamicCache(config=_base(model).config)
+    inner(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], mm_token_type_ids=types[:, :-1],
+          mm_encoder_outputs=dict(vision), position_ids=positions[..., :-1], use_cache=True,
+          **{cache_argument(): cache}, **_timing(batch))
+    cache.batch_repeat_interleave(n)
+    return cache, deltas.repeat_interleave(n, 0)
