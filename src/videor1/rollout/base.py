@@ -120,6 +120,22 @@ def check_seeds(prompts: Sequence, seed: int | None, seeds: Sequence[int] | None
         raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
 
 
+class VLLMOptions(BaseModel):
+    """The colocated vLLM engine (`rollout.engine: vllm`; `videor1.rollout.vllm`). On a GPU it shares the
+    device with training: `gpu_memory_utilization` is the share it takes for its weights and KV cache."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpu_memory_utilization: float = Field(
+        default=0.3, gt=0.0, lt=1.0, description="GPU: the share of the device's memory vLLM takes (weights + "
+        "KV cache); training gets the rest. Ignored on a CPU (VLLM_CPU_KVCACHE_SPACE, GiB, sizes its cache).")
+    max_model_len: int | None = Field(default=None, ge=16, description="Longest prompt + response in tokens "
+                                      "(None: the checkpoint's max_position_embeddings).")
+    sleep: bool = Field(default=False, description="GPU: between rollouts, offload vLLM's weights to host memory "
+                        "and drop its KV cache (sleep mode level 1), giving training the memory; costs a wake-up "
+                        "per step.")
+
+
 class RolloutConfig(BaseModel):
     """Which engine generates the RL rollouts, and the rollout-trainer parity check and correction."""
 
@@ -134,3 +150,4 @@ class RolloutConfig(BaseModel):
     importance_cap: float | None = Field(default=None, gt=0.0, description="Truncated importance sampling: "
                                          "weight each token's policy-gradient term by min(pi_old / pi_engine, "
                                          "cap), correcting for engine-trainer mismatch (e.g. 2.0). None: off.")
+    vllm: VLLMOptions = Field(default_factory=VLLMOptions, description="The vllm engine's options.")
