@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from factories import image_record, video_record
+
 from videor1.data import Record
 from videor1.prompts import PLAIN, PRESETS, build_question, load_template
 from videor1.rewards import PROBLEM_TYPES
 
 REASONING = (
-    "Please think about this question as if you were a human pondering deeply. Engage in an internal dialogue "
-    "using expressions such as 'let me think', 'wait', 'Hmm', 'oh, I see', 'let's break it down', etc, or other "
-    "natural language thought expressions It's encouraged to include self-reflection or verification in the "
-    "reasoning process. Provide your detailed reasoning between the <think> </think> tags, and then give your "
-    "final answer between the <answer> </answer> tags."
+    "Please think about this question as if you were a human pondering deeply. Engage in an internal "
+    "dialogue using expressions such as 'let me think', 'wait', 'Hmm', 'oh, I see', 'let's break it down', "
+    "etc, or other natural language thought expressions It's encouraged to include self-reflection or "
+    "verification in the reasoning process. Provide your detailed reasoning between the <think> </think> "
+    "tags, and then give your final answer between the <answer> </answer> tags."
 )
 
 
@@ -25,7 +25,8 @@ def test_video_r1_multiple_choice_matches_the_released_wording():
     expected = (
         "Which direction does the red square move?Options:\nA. left\nB. right\nC. up\nD. down\n\n"
         + REASONING
-        + " Please provide only the single option letter (e.g., A, B, C, D, etc.) within the <answer> </answer> tags."
+        + " Please provide only the single option letter (e.g., A, B, C, D, etc.) within the <answer> "
+          "</answer> tags."
     )
     assert build_question(record) == expected
 
@@ -70,7 +71,8 @@ def test_custom_template_from_file(tmp_path: Path):
     template = load_template(path)
     assert template.name == "mine"
     text = build_question(Record.model_validate(video_record(1)), template)
-    assert text == "Q: Which direction does the red square move? | A. left; B. right; C. up; D. down;  -> letter"
+    assert text == ("Q: Which direction does the red square move? | A. left; B. right; C. up; D. down;  "
+                    "-> letter")
 
 
 def test_a_template_overrides_some_instructions_and_takes_the_problem_types_own_for_the_rest(tmp_path: Path):
@@ -93,8 +95,8 @@ def test_unknown_templates_and_problem_types_are_clear_errors(tmp_path: Path):
 
 def test_eval_preset_is_the_released_evaluation_wording():
     text = build_question(Record.model_validate(video_record(1)), "video-r1-eval")
-    assert "between the <think> and </think> tags, and then give your final answer between the <answer> and " \
-           "</answer> tags. Please provide only the single option letter" in text
+    assert ("between the <think> and </think> tags, and then give your final answer between the <answer> "
+            "and </answer> tags. Please provide only the single option letter") in text
     assert text.replace("<think> and </think>", "<think> </think>").replace(
         "<answer> and </answer> tags.", "<answer> </answer> tags.", 1) == build_question(
         Record.model_validate(video_record(1)), "video-r1")
@@ -102,7 +104,8 @@ def test_eval_preset_is_the_released_evaluation_wording():
 
 def test_templates_with_stray_braces_are_refused_at_load(tmp_path: Path):
     path = tmp_path / "json.yaml"
-    instructions = "".join(f"  {t}: ' x'\n" for t in ("multiple choice", "numerical", "OCR", "free-form", "regression"))
+    instructions = "".join(f"  {t}: ' x'\n" for t in ("multiple choice", "numerical", "OCR", "free-form",
+                                                      "regression"))
     path.write_text('body: "{question} answer as {\\"a\\": 1}"\ntype_instructions:\n' + instructions)
     with pytest.raises(ValueError, match="body may use only the field"):
         load_template(path)

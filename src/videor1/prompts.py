@@ -34,7 +34,8 @@ class PromptTemplate(BaseModel):
 
     name: str
     body: str = Field(description="Format string with a {question} field.")
-    options_header: str = Field(default="Options:\n", description="Put after the problem for multiple choice.")
+    options_header: str = Field(default="Options:\n",
+                                description="Put after the problem for multiple choice.")
     option_line: str = Field(default="{option}\n", description="Format string with an {option} field.")
     answer_style: Literal["tags", "plain"] = Field(
         default="tags", description="The problem types' instructions to use: answer in <answer> tags "
@@ -48,7 +49,8 @@ class PromptTemplate(BaseModel):
         if unknown:
             raise ValueError(f"template {self.name!r} has type_instructions for unknown problem types: "
                              f"{', '.join(unknown)} (known: {', '.join(PROBLEM_TYPES)})")
-        for field, text, name in (("body", self.body, "question"), ("option_line", self.option_line, "option")):
+        for field, text, name in (("body", self.body, "question"),
+                                  ("option_line", self.option_line, "option")):
             try:
                 text.format(**{name: ""})
             except (KeyError, IndexError, ValueError) as error:
@@ -77,8 +79,8 @@ VIDEO_R1 = PromptTemplate(
     body=(
         "{question}\n"
         "Please think about this question as if you were a human pondering deeply. "
-        "Engage in an internal dialogue using expressions such as 'let me think', 'wait', 'Hmm', 'oh, I see', "
-        "'let's break it down', etc, or other natural language thought expressions "
+        "Engage in an internal dialogue using expressions such as 'let me think', 'wait', 'Hmm', "
+        "'oh, I see', 'let's break it down', etc, or other natural language thought expressions "
         "It's encouraged to include self-reflection or verification in the reasoning process. "
         "Provide your detailed reasoning between the <think> </think> tags, and then give your final answer "
         "between the <answer> </answer> tags."
@@ -108,7 +110,8 @@ def load_template(name_or_path: str | Path) -> PromptTemplate:
         return PRESETS[str(name_or_path)]
     path = Path(name_or_path)
     if not path.is_file():
-        raise ValueError(f"unknown prompt template {str(name_or_path)!r}: use one of {sorted(PRESETS)} or a file path")
+        raise ValueError(f"unknown prompt template {str(name_or_path)!r}: use one of {sorted(PRESETS)} or a "
+                         "file path")
     text = path.read_text(encoding="utf-8")
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     if not isinstance(data, dict):

@@ -131,9 +131,11 @@ def test_skip_is_exact(group, shuffled_size, alpha, ratio, scale, placement, equ
     rewards = accuracy + fmt + length
     correct = is_correct(accuracy)
     condition, margin = condition
-    kwargs = dict(alpha=alpha, ratio=ratio, scale=scale, placement=placement, condition=condition, margin=margin)
+    kwargs = dict(alpha=alpha, ratio=ratio, scale=scale, placement=placement, condition=condition,
+                  margin=margin)
     outcomes = {
-        resolve_temporal_reward(rewards, correct, j / shuffled_size, **kwargs) for j in range(shuffled_size + 1)
+        resolve_temporal_reward(rewards, correct, j / shuffled_size,
+                                **kwargs) for j in range(shuffled_size + 1)
     }
     if shuffled_group_needed(rewards, correct, **kwargs):
         assert outcomes == {0.0, alpha}  # the shuffled result decides
@@ -232,7 +234,8 @@ def test_per_response_credit_varies_within_a_group_and_survives_normalisation():
     mask = torch.ones(8, 3)
     mask[1, 2] = 0  # padding is ignored
     reliance = order_reliance(ordered, shuffled, mask)
-    assert reliance.tolist() == pytest.approx([math.log(3) + math.log(4), math.log(3), math.log(1.5), 0, 0, 0, 0, 0],
+    assert reliance.tolist() == pytest.approx([math.log(3) + math.log(4), math.log(3), math.log(1.5), 0, 0, 0,
+                                               0, 0],
                                               abs=1e-6)
     bonus = response_temporal_bonus(correct, reliance, alpha=0.3, threshold=0.0, scale=3.0)
     assert len(set(bonus.tolist())) > 1  # varies within the group

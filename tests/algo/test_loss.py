@@ -49,10 +49,12 @@ def _reference(logps, old, ref, advantages, mask, beta, eps, clip, aggregation):
 def test_loss_and_gradient_match_float64_recomputation(aggregation, clip, seed):
     logps, old, ref, advantages, mask = _batch(seed)
     logps = logps.clone().requires_grad_(True)
-    out = policy_loss(logps, old, advantages, mask, ref, beta=0.04, clip_eps=0.2, clip=clip, aggregation=aggregation)
+    out = policy_loss(logps, old, advantages, mask, ref, beta=0.04, clip_eps=0.2, clip=clip,
+                      aggregation=aggregation)
     out.loss.backward()
     as_lists = [x.double().tolist() for x in (logps.detach(), old, ref, advantages, mask)]
-    expected_loss, expected_grad = _reference(*as_lists, beta=0.04, eps=0.2, clip=clip, aggregation=aggregation)
+    expected_loss, expected_grad = _reference(*as_lists, beta=0.04, eps=0.2, clip=clip,
+                                              aggregation=aggregation)
     assert out.loss.item() == pytest.approx(expected_loss, abs=1e-5)
     assert torch.allclose(logps.grad.double(), torch.tensor(expected_grad, dtype=torch.float64), atol=1e-6)
 
@@ -81,7 +83,8 @@ def test_accumulated_micro_batches_equal_one_batch(aggregation):
     full = policy_loss(logps, old, advantages, mask, ref, aggregation=aggregation).loss
     normalizer = float(mask.sum()) if aggregation == "token" else 8.0
     halves = [
-        policy_loss(logps[s], old[s], advantages[s], mask[s], ref[s], aggregation=aggregation, normalizer=normalizer).loss
+        policy_loss(logps[s], old[s], advantages[s], mask[s], ref[s], aggregation=aggregation,
+                    normalizer=normalizer).loss
         for s in (slice(0, 3), slice(3, 8))
     ]
     assert (halves[0] + halves[1]).item() == pytest.approx(full.item(), abs=1e-6)

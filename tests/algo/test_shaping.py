@@ -46,7 +46,8 @@ def test_temporal_reward_is_certain_only_when_no_shuffled_result_can_refuse_it()
 
 
 @pytest.mark.parametrize(("condition", "margin"), [("paper", 0.0), ("strict", 0.0), ("margin", 0.25)])
-def test_condition_variants_certain_and_impossible_exactly_when_every_shuffled_result_agrees(condition, margin):
+def test_condition_variants_certain_and_impossible_exactly_when_every_shuffled_result_agrees(condition,
+                                                                                             margin):
     for ratio in (1.0, 0.8):
         for k in range(9):
             p = k / 8
@@ -69,7 +70,8 @@ def test_strict_condition_withholds_the_reward_from_a_policy_that_needs_no_order
 def test_temporal_bonus_eq2_goes_to_correct_responses_of_each_group():
     correct = torch.tensor([True, False, True, True, False, False])
     r_t = torch.tensor([0.3, 0.0, 0.3])  # three groups of two
-    assert temporal_bonus(correct, r_t, group_size=2).tolist() == pytest.approx([0.3, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert temporal_bonus(correct, r_t,
+                          group_size=2).tolist() == pytest.approx([0.3, 0.0, 0.0, 0.0, 0.0, 0.0])
 
 
 def test_length_bonus_eq5():

@@ -12,7 +12,8 @@ from videor1.eval.infer import infer, split_output
 @pytest.mark.parametrize(("name", "bench"), [
     ("eval_vsibench.json", "vsibench"), ("VSI-Bench.jsonl", "vsibench"), ("eval_videomme.json", "videomme"),
     ("Video-MME.json", "videomme"), ("eval_mmvu.json", "mmvu"), ("mvbench_eval.json", "mvbench"),
-    ("eval_tempcompass.json", "tempcompass"), ("eval_videommmu.json", "videommmu"), ("synthetic.json", "synthetic"),
+    ("eval_tempcompass.json", "tempcompass"), ("eval_videommmu.json", "videommmu"),
+    ("synthetic.json", "synthetic"),
 ])
 def test_benchmark_files_are_recognised_by_name(name, bench):
     assert detect_benchmark(f"/data/{name}").name == bench
@@ -45,7 +46,8 @@ def test_infer_builds_the_question_with_options_and_splits_the_answer(tmp_path):
         return [Generation("<think>it moves right</think><answer>B</answer>", 9)]
 
     video = write_video(tmp_path / "v.mp4")
-    result = infer(None, "Where does it go?", video=video, problem_type="multiple choice", options=["left", "right"],
+    result = infer(None, "Where does it "
+                         "go?", video=video, problem_type="multiple choice", options=["left", "right"],
                    frames=4, max_pixels=3136, generator=generator)
     assert (result.reasoning, result.answer) == ("it moves right", "B")
     assert result.prompt.startswith("Where does it go?Options:\nA. left\nB. right\n")

@@ -97,9 +97,11 @@ def test_videomme_splits_by_duration():
 def test_regression_items_are_left_out_of_accuracy_and_failures_count_as_zero():
     rows = [
         scored("synthetic", mc(1, "B", task="direction", temporal=True), said("B")),
-        scored("synthetic", mc(2, "B", task="direction", temporal=True), None, error=MediaNotFound("x.mp4", "gone")),
+        scored("synthetic", mc(2, "B", task="direction", temporal=True), None,
+               error=MediaNotFound("x.mp4", "gone")),
         scored("synthetic", mc(3, "A", task="color", temporal=False), said("A")),
-        scored("synthetic", num(4, "2", task="distance", temporal=True), said("3")),  # error .5: θ=.5 only: .1
+        scored("synthetic", num(4, "2", task="distance", temporal=True),
+               said("3")),  # error .5: θ=.5 only: .1
     ]
     score = aggregate(rows, get_benchmark("synthetic"), "ordered")
     assert score.accuracy == pytest.approx(2 / 3) and score.n_accuracy == 3
@@ -113,9 +115,9 @@ def test_regression_items_are_left_out_of_accuracy_and_failures_count_as_zero():
 
 
 def test_free_form_and_ocr_scores_are_continuous_accuracies():
-    record = EvalRecord.model_validate({"problem_id": 1, "problem": "q", "data_type": "image", "problem_type": "OCR",
-                                        "options": [], "solution": "<answer>hello big world</answer>",
-                                        "path": "a.png"})
+    record = EvalRecord.model_validate({"problem_id": 1, "problem": "q", "data_type": "image",
+                                        "problem_type": "OCR", "options": [],
+                                        "solution": "<answer>hello big world</answer>", "path": "a.png"})
     row = scored("generic", record, said("hello world"))
     assert row.score == pytest.approx(2 / 3)  # WER 1/3
 
@@ -126,7 +128,8 @@ def test_free_form_and_ocr_scores_are_continuous_accuracies():
     ("OCR", "hello world", 2 / 3, 1.0),  # against "hello big world": 1 - WER = 2/3 >= 0.5
     ("OCR", "hello", 1 / 3, 0.0),
 ])
-def test_the_synthetic_benchmark_counts_text_answers_correct_by_the_training_rule(problem_type, answer, generic,
+def test_the_synthetic_benchmark_counts_text_answers_correct_by_the_training_rule(problem_type, answer,
+                                                                                  generic,
                                                                                    synthetic):
     truth = "red" if problem_type == "free-form" else "hello big world"
     record = EvalRecord.model_validate({"problem_id": 1, "problem": "q", "data_type": "image",

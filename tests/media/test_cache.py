@@ -48,7 +48,8 @@ def test_cached_clip_equals_decoded_and_is_reused(video: Path, tmp_path: Path, m
     cache = FrameCache(tmp_path / "cache")
     first = cache.read_video(video, SAMPLING)
     _same(first, read_video(video, SAMPLING))
-    assert np.array_equal(load_clip(video, SAMPLING, None).frames, first.frames)  # caching off decodes directly
+    assert np.array_equal(load_clip(video, SAMPLING, None).frames,
+                          first.frames)  # caching off decodes directly
     calls = []
     monkeypatch.setattr("videor1.media.cache.read_video", lambda *a: calls.append(a))
     _same(cache.read_video(video, SAMPLING), first)  # from disk: no decode
@@ -101,7 +102,8 @@ from videor1.media.video import Clip, read_video
 cache = FrameCache(sys.argv[1], max_bytes=None)
 sampling = FrameSampling(nframes=8, min_pixels=4 * 28 * 28, max_pixels=16 * 28 * 28)
 clip = read_video(sys.argv[2], sampling)
-big = Clip(np.tile(clip.frames, (400, 1, 1, 1)), clip.timestamps * 400, clip.sampled_fps, clip.indices * 400, clip.info)
+big = Clip(np.tile(clip.frames, (400, 1, 1, 1)), clip.timestamps * 400, clip.sampled_fps, clip.indices * 400,
+           clip.info)
 print("ready", flush=True)
 while True:
     cache.store(sys.argv[2], sampling, big)
@@ -112,7 +114,8 @@ while True:
 def test_a_killed_writer_never_leaves_an_entry_that_loads_wrong(video: Path, tmp_path: Path):
     root = tmp_path / "cache"
     for delay in (0.05, 0.2, 0.4):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(root), str(video)], stdout=subprocess.PIPE)
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(root), str(video)],
+                                stdout=subprocess.PIPE)
         assert proc.stdout.readline().strip() == b"ready"
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)

@@ -32,7 +32,8 @@ def _one_frame_video(path: Path) -> None:
         stream = container.add_stream("libx264", rate=2)
         stream.width = stream.height = 64
         stream.pix_fmt = "yuv420p"
-        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8),
+                                                               format="rgb24")))
         container.mux(stream.encode())
 
 
@@ -89,15 +90,17 @@ def test_validate_opens_media_and_reports_each_kind(bad_media: Path, tmp_path: P
     rows += [video_record(100, path="good.mp4"), image_record(101, path="good.png")]
     (bad_media / "records.json").write_text(json.dumps(rows))
     report = tmp_path / "bad.jsonl"
-    result = CliRunner().invoke(app, ["data", "validate", str(bad_media / "records.json"), "--report", str(report)])
+    result = CliRunner().invoke(app, ["data", "validate", str(bad_media / "records.json"), "--report",
+                                      str(report)])
     assert result.exit_code == 1 and "7 of 9 records are bad" in result.output
-    reasons = {row["problem_id"]: row["reasons"][0] for row in map(json.loads, report.read_text().splitlines())}
+    reasons = {row["problem_id"]: row["reasons"][0] for row in map(json.loads,
+                                                                   report.read_text().splitlines())}
     for i, (name, _, error_type) in enumerate(CASES):
         assert name in reasons[i]
         if error_type not in (MediaNotFound, EmptyMedia):  # those two are found before opening
             assert error_type.__name__ in reasons[i]
-    only_exists = CliRunner().invoke(app, ["data", "validate", str(bad_media / "records.json"), "--media", "exists",
-                                           "--report", str(report)])
+    only_exists = CliRunner().invoke(app, ["data", "validate", str(bad_media / "records.json"), "--media",
+                                           "exists", "--report", str(report)])
     assert "2 of 9 records are bad" in only_exists.output  # missing and empty
 
 
@@ -118,7 +121,9 @@ def test_bad_records_are_skipped_counted_and_logged_once(bad_media: Path, caplog
     loaded = [load_media_or_skip(r, bad_media, config, skips) for r in records + records[:2]]
     assert [m is not None for m in loaded] == [True, False, False, True, False, True, False]
     direct = load_media(records[0], bad_media, config)
-    assert all(np.array_equal(loaded[i].frames, direct.frames) for i in (0, 3, 5))  # the video itself, never another
+    assert all(np.array_equal(loaded[i].frames, direct.frames) for i in (0, 3,
+                                                                         # the video itself, never another
+                                                                         5))
     assert set(skips.errors) == {"problem_id=1", "problem_id=2", "problem_id=4"}
     assert skips.counts() == {"CorruptMedia": 2, "MediaNotFound": 1}
     assert sum("skipping problem_id=1:" in m for m in caplog.messages) == 1  # warned once, not per epoch

@@ -18,7 +18,8 @@ from videor1.media.shuffle import (
 
 
 @settings(max_examples=300, deadline=None)
-@given(groups=st.integers(1, 32), mode=st.sampled_from(["frame", "temporal_patch"]), seed=st.integers(0, 2**63 - 1))
+@given(groups=st.integers(1, 32), mode=st.sampled_from(["frame", "temporal_patch"]),
+       seed=st.integers(0, 2**63 - 1))
 def test_permutations_are_seeded_valid_and_never_identity(groups, mode, seed):
     n = 2 * groups
     perm = shuffle_permutation(n, mode, seed)
@@ -31,7 +32,8 @@ def test_permutations_are_seeded_valid_and_never_identity(groups, mode, seed):
 
 
 def test_seed_changes_the_permutation_and_sample_seed_is_stable():
-    perms = {tuple(shuffle_permutation(16, "temporal_patch", sample_seed(0, "problem", i))) for i in range(50)}
+    perms = {tuple(shuffle_permutation(16, "temporal_patch",
+                                       sample_seed(0, "problem", i))) for i in range(50)}
     assert len(perms) > 40  # 8! orders: different samples get different shuffles
     assert sample_seed(3, "abc", 7) == sample_seed(3, "abc", 7) != sample_seed(3, "abc", 8)
     assert sample_seed(1, 23) == 5509610781896688359  # the same in every process and Python run

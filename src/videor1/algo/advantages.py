@@ -59,7 +59,8 @@ def group_advantages(
 
 def _divide(centred: Tensor, std: Tensor) -> Tensor:
     """centred / std, with 0 where std is 0 (equal rewards carry no signal, even with eps = 0)."""
-    return torch.where(std > 0, centred / std.clamp_min(torch.finfo(std.dtype).tiny), torch.zeros_like(centred))
+    return torch.where(std > 0, centred / std.clamp_min(torch.finfo(std.dtype).tiny),
+                       torch.zeros_like(centred))
 
 
 def bonus_is_immaterial(

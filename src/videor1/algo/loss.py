@@ -77,7 +77,8 @@ def policy_loss(
         per_sequence = (per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         loss = per_sequence.sum() / (normalizer if normalizer is not None else logps.shape[0])
     elif aggregation == "token":
-        loss = (per_token * mask).sum() / (normalizer if normalizer is not None else mask.sum().clamp(min=1.0))
+        tokens_in_batch = normalizer if normalizer is not None else mask.sum().clamp(min=1.0)
+        loss = (per_token * mask).sum() / tokens_in_batch
     else:
         raise ValueError(f"unknown aggregation {aggregation!r}: use 'sequence' or 'token'")
 
@@ -85,7 +86,8 @@ def policy_loss(
     with torch.no_grad():
         # tokens where min() takes the clipped term, i.e. whose gradient clipping removes
         positive = advantages > 0
-        was_clipped = ((positive & (ratio > 1.0 + clip_eps)) | (~positive & (advantages < 0) & (ratio < 1.0 - clip_eps)))
+        was_clipped = ((positive & (ratio > 1.0 + clip_eps))
+                       | (~positive & (advantages < 0) & (ratio < 1.0 - clip_eps)))
         was_clipped = was_clipped.to(mask.dtype) if clip else torch.zeros_like(mask)
         return PolicyLoss(
             loss=loss,

@@ -93,9 +93,10 @@ def sample_result(record: Record, sample_id: str, bench: Benchmark, condition: s
     """The scored row of one item: from the model's `output`, or failed with `error` (score 0)."""
     metric: Metric = "mra" if bench.uses_mra(record) else "accuracy"
     groups = bench.groups(record)
-    row = SampleResult(id=sample_id, benchmark=bench.name, condition=condition, category=groups[bench.category],
-                       groups=groups, data_type=record.data_type, problem_type=record.problem_type, metric=metric,
-                       prompt=prompt, solution=record.answer, tokens=tokens, permutation=permutation)
+    row = SampleResult(id=sample_id, benchmark=bench.name, condition=condition,
+                       category=groups[bench.category], groups=groups, data_type=record.data_type,
+                       problem_type=record.problem_type, metric=metric, prompt=prompt, solution=record.answer,
+                       tokens=tokens, permutation=permutation)
     if error is not None:
         row.error = str(error) or type(error).__name__
         row.error_type = type(error).__name__ if isinstance(error, BaseException) else "error"
@@ -120,7 +121,8 @@ class BenchmarkScore(BaseModel):
     answered: int
     failed: int
     failures: dict[str, int] = Field(description="Failed samples per error type.")
-    accuracy: float | None = Field(description="Mean over accuracy items (non-regression; VSI: its MC tasks).")
+    accuracy: float | None = Field(description="Mean over accuracy items (non-regression; VSI: its MC "
+                                               "tasks).")
     n_accuracy: int
     mra: float | None = Field(description="Mean MRA over MRA items (regression; VSI: its numerical tasks).")
     n_mra: int
@@ -210,5 +212,6 @@ def temporal_reliance(ordered: Sequence[SampleResult], shuffled: Sequence[Sample
     breakdowns = {name: {value: _row(group.n, group.score, b.breakdowns[name][value].score)
                          for value, group in groups.items()} for name, groups in a.breakdowns.items()}
     return Reliance(shuffled_condition=condition, n=len(answered), excluded=len(every - answered),
-                    overall=_row(a.n, a.overall, b.overall), accuracy=_row(a.n_accuracy, a.accuracy, b.accuracy),
-                    mra=_row(a.n_mra, a.mra, b.mra), breakdowns=breakdowns)
+                    overall=_row(a.n, a.overall, b.overall),
+                    accuracy=_row(a.n_accuracy, a.accuracy, b.accuracy), mra=_row(a.n_mra, a.mra, b.mra),
+                    breakdowns=breakdowns)

@@ -1,5 +1,6 @@
 """Video and image inputs: decoding, Qwen's frame sampling and resizing, typed media errors."""
 
+from videor1.media.cache import FrameCache, load_clip
 from videor1.media.errors import (
     BadGeometry,
     CorruptMedia,
@@ -26,8 +27,6 @@ from videor1.media.sampling import (
     smart_resize,
     video_frame_size,
 )
-from videor1.media.video import Clip, VideoInfo, check_video, probe_video, read_video
-from videor1.media.cache import FrameCache, load_clip
 from videor1.media.shuffle import (
     ShuffleMode,
     apply_permutation,
@@ -35,6 +34,7 @@ from videor1.media.shuffle import (
     sample_seed,
     shuffle_permutation,
 )
+from videor1.media.video import Clip, VideoInfo, check_video, probe_video, read_video
 
 __all__ = [
     "FrameCache",

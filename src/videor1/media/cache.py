@@ -43,8 +43,8 @@ class FrameCache:
     def key(self, path: str | Path, sampling: FrameSampling) -> str:
         resolved = Path(path).resolve()
         stat = resolved.stat()
-        identity = {"v": FORMAT_VERSION, "path": str(resolved), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                    "sampling": dataclasses.asdict(sampling)}
+        identity = {"v": FORMAT_VERSION, "path": str(resolved), "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns, "sampling": dataclasses.asdict(sampling)}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
     def _entry(self, key: str) -> Path:
@@ -72,7 +72,8 @@ class FrameCache:
         if meta.get("key") != key or len(clip.frames) != len(clip.indices):
             entry.unlink(missing_ok=True)
             return None
-        with contextlib.suppress(FileNotFoundError):  # evicted by another process meanwhile: the clip is still good
+        # evicted by another process meanwhile: the clip is still good
+        with contextlib.suppress(FileNotFoundError):
             os.utime(entry)  # recently used
         return clip
 

@@ -37,15 +37,18 @@ class MediaConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    nframes: int | None = Field(default=16, description="Fixed frame count (paper: 16 in training). None: use fps.")
+    nframes: int | None = Field(default=16, description="Fixed frame count (paper: 16 in training). None: "
+                                                        "use fps.")
     fps: float = Field(default=2.0, description="Frames per second to sample when nframes is None (Qwen: 2).")
     min_frames: int = Field(default=4, description="At least this many frames when sampling by fps.")
     max_frames: int = Field(default=768, description="At most this many frames when sampling by fps.")
     video_min_pixels: int = Field(default=128 * PIXELS, description="Minimum pixels per video frame.")
-    video_max_pixels: int = Field(default=128 * PIXELS, description="Maximum pixels per video frame (paper: 128·28·28).")
+    video_max_pixels: int = Field(default=128 * PIXELS, description="Maximum pixels per video frame (paper: "
+                                  "128·28·28).")
     image_min_pixels: int = Field(default=4 * PIXELS, description="Minimum pixels per image.")
     image_max_pixels: int = Field(default=1024 * PIXELS, description="Maximum pixels per image.")
-    factor: int = Field(default=28, description="Side multiple: patch size x merge size (28 Qwen2/2.5-VL, 32 Qwen3-VL).")
+    factor: int = Field(default=28, description="Side multiple: patch size x merge size (28 Qwen2/2.5-VL, 32 "
+                                                "Qwen3-VL).")
     shuffle: ShuffleMode = Field(default="temporal_patch", description="How T-GRPO shuffles frames: "
                                  "temporal_patch (exact embedding reuse) or frame (the reference code).")
     cache_dir: Path | None = Field(default=None, description="Frame cache directory; None turns caching off.")

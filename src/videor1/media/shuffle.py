@@ -36,7 +36,8 @@ def _non_identity(n: int, rng: random.Random) -> list[int]:
             return order
 
 
-def shuffle_permutation(num_frames: int, mode: ShuffleMode, seed: int, temporal_patch_size: int = 2) -> list[int]:
+def shuffle_permutation(num_frames: int, mode: ShuffleMode, seed: int,
+                        temporal_patch_size: int = 2) -> list[int]:
     """The shuffled order of frames: shuffled video = [frames[i] for i in permutation].
 
     Never the identity when there are at least 2 units to permute (frames, or temporal patches).
@@ -66,7 +67,8 @@ def patch_permutation(permutation: list[int], temporal_patch_size: int = 2) -> l
     return groups
 
 
-def embedding_permutation(permutation: list[int], tokens_per_patch: int, temporal_patch_size: int = 2) -> list[int]:
+def embedding_permutation(permutation: list[int], tokens_per_patch: int,
+                          temporal_patch_size: int = 2) -> list[int]:
     """Row order that turns the ordered video's vision embeddings into the shuffled video's.
 
     The vision tower emits `tokens_per_patch` rows (merged tokens: h * w / merge**2) per temporal
