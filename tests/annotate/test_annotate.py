@@ -241,7 +241,8 @@ def teacher_workspace(tmp_path_factory) -> Path:
 def _cli(root: Path, out: Path) -> subprocess.Popen:
     args = ["--data", root / "synth" / "train.json", "--teacher", root / "model", "--out", out, "--frames", 8,
             "--max-pixels", 7056, "--batch-size", 2, "--max-new-tokens", 96, "--min-think-words", 5,
-            "--max-think-words", 30, "--no-progress"]
+            "--max-think-words", 30, "--no-progress",
+            "--allow-outside-media-root"]  # out is not beside the media
     return subprocess.Popen([sys.executable, "-m", "videor1.cli", "annotate", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -291,7 +292,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output_which_trains_sft(teach
         assert row["reason"] == expected, row
     assert None in reasons.values() and {"bad_format", "wrong_answer"} & set(reasons.values())
 
-    kept = load_records(tmp_path / "cut" / "cot.json", kind=CotRecord, strict=True).records
+    kept = load_records(tmp_path / "cut" / "cot.json", kind=CotRecord, strict=True,
+                        allow_outside_media_root=True).records
     assert all(resolve_media(k, tmp_path / "cut").is_file() for k in kept)  # paths relocated to the output
     assert len(kept) == list(reasons.values()).count(None)
     assert all(k.solution == records[k.problem_id]["solution"] for k in kept)
@@ -299,7 +301,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output_which_trains_sft(teach
     from videor1.train.sft import load_sft_config, train
 
     overrides = {"model.path": root / "tiny", "model.dtype": "float32",
-                 "data.train_file": tmp_path / "cut" / "cot.json",
+                 "data.train_file": tmp_path / "cut" / "cot.json", "data.allow_outside_media_root": True,
                  "run.max_steps": 2, "run.prompts_per_device": 2, "run.output_dir": tmp_path / "sft",
                  "run.tensorboard": False, "run.save_every": 2}
     train(load_sft_config(None, MEDIA + [f"{k}={v}" for k, v in overrides.items()]), progress=False)

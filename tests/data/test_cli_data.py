@@ -180,8 +180,8 @@ def test_mix_relocates_paths_for_another_media_root(tmp_path: Path):
     assert loaded.records[0].path == "elsewhere/videos/right_red.mp4"
     assert resolve_media(loaded.records[0], out_root) == (media / "videos" / "right_red.mp4").resolve()
     # an output media root that does not hold the media: refused, saying what to do
-    refused = runner.invoke(app, ["data", "mix", "--config", str(config), "--out", str(tmp_path / "o" / "n.json"),
-                                  "--media-root", str(tmp_path / "lists")])
+    refused = runner.invoke(app, ["data", "mix", "--config", str(config), "--out",
+                                  str(tmp_path / "o" / "n.json"), "--media-root", str(tmp_path / "lists")])
     assert refused.exit_code == 2 and "outside the output's media root" in refused.output
     assert "--media-root a directory holding every source's media" in refused.output
     assert not (tmp_path / "o" / "n.json").exists()

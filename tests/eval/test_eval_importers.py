@@ -211,7 +211,7 @@ def test_files_of_the_wrong_shape_are_one_clear_error_naming_the_file(tmp_path):
         import_tempcompass(nested)
     (tmp_path / "json").mkdir()
     (tmp_path / "json" / "action_sequence.json").write_text('{"question": "?"}')
-    with pytest.raises(DataFileError, match=r"action_sequence\.json: expected a list of questions, got a dict"):
+    with pytest.raises(DataFileError, match=r"action_sequence\.json: expected a list of questions, got a"):
         import_mvbench(tmp_path / "json")
     latin = tmp_path / "latin.json"
     latin.write_bytes(b'[{"question_id": "caf\xe9"}]')

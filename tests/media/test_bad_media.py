@@ -19,6 +19,7 @@ from videor1.media import (
     NoVideoStream,
     TooFewFrames,
     UnreadableImage,
+    check_video,
     probe_video,
     read_image,
     read_video,
@@ -96,6 +97,22 @@ def test_truncated_faststart_mp4(video_dir, encode, tmp_path, fraction):
                   container_options={"movflags": "faststart"})
     path = cut(good, tmp_path / "cut.mp4", fraction)
     assert_media_error(lambda: read_video(path, SAMPLING), CorruptMedia, path)
+
+
+def test_check_video_decodes_the_sampled_frames_that_a_probe_never_reaches(video_dir, encode, tmp_path):
+    # `data validate --media open`: a faststart mp4 cut to 80% probes fine (index first, 40 frames
+    # announced) but training and evaluation fail on it; decoding the sampled frames catches it.
+    good = encode(video_dir / "faststart-check.mp4", options={"qp": "0"},
+                  container_options={"movflags": "faststart"})
+    assert check_video(good, (16, 32)).total_frames == 40
+    path = cut(good, tmp_path / "cut80.mp4", 0.8)  # the index and the first frames are intact
+    assert probe_video(path).total_frames == 40
+    assert_media_error(lambda: check_video(path, (16, 32)), CorruptMedia, path)
+    assert_media_error(lambda: read_video(path, FrameSampling(nframes=16)), CorruptMedia, path)
+    short = encode(video_dir / "eight.mp4", frames=8)  # fewer frames than sampled: each decoded once
+    assert check_video(short, (16, 32)).total_frames == 8
+    assert_media_error(lambda: check_video(encode(video_dir / "single.mp4", frames=1)), TooFewFrames,
+                       video_dir / "single.mp4")
 
 
 def test_truncated_mkv_is_not_padded_with_its_last_frame(videos, tmp_path):

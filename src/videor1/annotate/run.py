@@ -50,8 +50,8 @@ class AnnotateConfig(BaseModel):
     media_root: Path | None = Field(default=None, description="Root of the records' media paths "
                                                               "(default: the data file's directory).")
     allow_outside_media_root: bool = Field(
-        default=False, description="Accept records whose media lead outside the media root, and write a COT file "
-        "whose media lie outside its directory (its readers then need the same opt-out).")
+        default=False, description="Accept records whose media lead outside the media root, and write a COT "
+        "file whose media lie outside its directory (its readers then need the same opt-out).")
     out: Path = Field(description="COT file to write (.json list or .jsonl); the journal, settings and report go "
                                   "beside it (<stem>.journal.jsonl, <stem>.settings.json, <stem>.report.json/.md).")
     teacher: Path | None = Field(default=None, description="Local teacher checkpoint directory.")
@@ -173,10 +173,10 @@ def _check_media_under(records: list[Record], media_root: Path | None, out_root:
     would refuse every record whose media path leads outside its directory."""
     outside = [r for r in records if Path(relocated_path(r, media_root, out_root)).parts[0] == ".."]
     if outside:
-        raise ValueError(f"{len(outside)} record(s)' media lie outside {out_root.resolve()}, the directory of out "
-                         f"(first: {outside[0].label}, {outside[0].path!r}), so `videor1 sft` would refuse them: "
-                         "write out into a directory that holds the media (e.g. beside the data file), or set "
-                         "allow_outside_media_root (--allow-outside-media-root) here and in sft")
+        raise ValueError(f"{len(outside)} record(s)' media lie outside {out_root.resolve()}, the directory of "
+                         f"out (first: {outside[0].label}, {outside[0].path!r}), so `videor1 sft` would refuse "
+                         "them: write out into a directory that holds the media (e.g. beside the data file), or "
+                         "set allow_outside_media_root (--allow-outside-media-root) here and in sft")
 
 
 def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_progress: bool = True

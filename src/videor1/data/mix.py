@@ -132,6 +132,10 @@ def mix_records(config: MixConfig, out_media_root: str | Path) -> MixResult:
             record = pool[index]
             row = record.model_dump(mode="json")
             row["path"] = relocated_path(record, checked.media_root, out_root)
+        if not checked.good:
+            first = f"; first: {checked.bad[0].describe()}" if checked.bad else ""
+            raise ValueError(f"source {source.name!r}: {source.path} has no valid record ({len(checked.bad)} "
+                             f"bad{first})")
             if not config.allow_outside_media_root and Path(row["path"]).parts[0] == "..":
                 raise ValueError(f"source {source.name!r}: the media of {record.label} ({record.path!r}) lie "
                                  f"outside the output's media root {out_root}, so readers of the mix would "

@@ -10,6 +10,7 @@ Unknown fields are kept on every record (pydantic `extra="allow"`) and written b
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal, get_args
 
@@ -87,6 +88,19 @@ class Record(BaseModel):
         problem = PROBLEM_TYPES[self.problem_type].problem(self.answer, self.options)
         if problem is not None:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _segment_is_a_time_range(self) -> Record:
+        # `start` / `end` (seconds, e.g. MVBench's) restrict a video's frame sampling: NaN, infinity or a
+        # reversed range would fail at decoding time without naming the record.
+        bounds = {name: getattr(self, name, None) for name in ("start", "end")}
+        for name, value in bounds.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value < 0):
+                raise ValueError(f"{name}: {value!r} is not a time in seconds (a finite number >= 0)")
+        if None not in bounds.values() and bounds["start"] >= bounds["end"]:
+            raise ValueError(f"start ({bounds['start']}) must come before end ({bounds['end']})")
         return self
 
     @property

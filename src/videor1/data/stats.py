@@ -20,14 +20,15 @@ class Distribution:
 
 
 def distribution(rows: list[Any]) -> Distribution:
-    """Counts per field over raw records (a missing field counts as "?"; a JSONL line that is not JSON
-    is left out and listed in `unreadable`)."""
+    """Counts per field over raw records (a missing field counts as "?"). A row that is no JSON object
+    (a JSONL line that is not JSON, a number) is left out and listed in `unreadable`."""
     counts = {name: Counter() for name in FIELDS}
-    unreadable = [row.describe() for row in rows if isinstance(row, BadLine)]
-    rows = [row for row in rows if not isinstance(row, BadLine)]
+    unreadable = [row.describe() if isinstance(row, BadLine) else f"record #{index}: a {type(row).__name__}, "
+                  "not a JSON object" for index, row in enumerate(rows) if not isinstance(row, dict)]
+    rows = [row for row in rows if isinstance(row, dict)]
     for row in rows:
         for name in FIELDS:
-            value = row.get(name) if isinstance(row, dict) else None
+            value = row.get(name)
             counts[name][str(value) if value is not None else "?"] += 1
     return Distribution(total=len(rows), counts=counts, unreadable=unreadable)
 

@@ -80,8 +80,8 @@ class EvalConfig(BaseModel):
     media_root: Path | None = Field(default=None, description="Root of the records' media paths "
                                                               "(default: the data file's directory).")
     allow_outside_media_root: bool = Field(
-        default=False, description="Accept items whose media path leads outside the media root (by default such "
-        "an item is a bad record).")
+        default=False, description="Accept items whose media path leads outside the media root (by default "
+        "such an item is a bad record).")
     out_dir: Path = Field(description="Where the per-sample JSONL, summary JSON and Markdown go.")
     frames: int = Field(default=32, ge=2, description="Frames per video (paper: 16-64 at evaluation).")
     max_pixels: int = Field(default=256 * PIXELS, ge=1, description="Max pixels per frame / image "
