@@ -130,9 +130,9 @@ def data_stats(
         dist = distribution(read_raw(file))
     except DataFileError as error:
         _fail(str(error))
-    for line in dist.unreadable[:5]:
     if dist.total == 0:
         _fail(f"{file}: no record is a JSON object (first: {dist.unreadable[0]})")
+    for line in dist.unreadable[:5]:
         err_console.print(f"[yellow]warning:[/] {file}: {line}; not counted", highlight=False)
     for name in FIELDS:
         table = Table(title=name.replace("_", " "))
