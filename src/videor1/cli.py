@@ -72,6 +72,7 @@ def data_validate(
     """Check every record: schema, answer letter among the options, numeric answers, media present."""
     from videor1.data import DataFileError
     from videor1.data.validate import validate_records
+    from videor1.media.check import open_problem
 
     if kind not in ("auto", "train", "cot", "eval"):
         _fail(f"--kind must be auto, train, cot or eval, got {kind!r}")
@@ -79,7 +80,7 @@ def data_validate(
         _fail(f"--media must be open, exists or none, got {media!r}")
     try:
         result = validate_records(file, kind=kind, media_root=media_root, check_media=media,
-                                  allow_outside_media_root=allow_outside_media_root)
+                                  allow_outside_media_root=allow_outside_media_root, open_media=open_problem)
     except DataFileError as error:
         _fail(str(error))
 
@@ -130,8 +131,6 @@ def data_stats(
         dist = distribution(read_raw(file))
     except DataFileError as error:
         _fail(str(error))
-    if dist.total == 0:
-        _fail(f"{file}: no record is a JSON object (first: {dist.unreadable[0]})")
     for line in dist.unreadable[:5]:
         err_console.print(f"[yellow]warning:[/] {file}: {line}; not counted", highlight=False)
     for name in FIELDS:
@@ -160,10 +159,11 @@ def data_mix(
 
     from videor1.data import DataFileError, write_records
     from videor1.data.mix import MixConfig, mix_records
+    from videor1.media.check import open_problem
 
     try:
         mix_config = MixConfig.from_yaml(config)
-        result = mix_records(mix_config, media_root or out.resolve().parent)
+        result = mix_records(mix_config, media_root or out.resolve().parent, open_problem)
     except (ValidationError, ValueError, DataFileError, OSError) as error:
         _fail(f"{config}: {error}")
     write_records(result.records, out)

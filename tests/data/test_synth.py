@@ -24,6 +24,7 @@ from videor1.data.synth_scenes import (
     COLOR_RGB, DIRECTIONS, OPPOSITE, WORDS, Renderer, Scene, Track, _text_mask, cell_center, direction_of,
 )
 from videor1.data.validate import validate_records
+from videor1.media.check import open_problem
 from videor1.rewards import PROBLEM_TYPES, accuracy_reward, format_reward
 
 KINDS = {"rl_train": "train", "cot_train": "cot", "eval": "eval", "describe": "train"}
@@ -93,7 +94,7 @@ def test_every_file_validates_without_bad_records(synth):
     out, summary = synth
     assert summary.files == {"rl_train": 60, "cot_train": 60, "eval": 50, "describe": 60}
     for name, kind in KINDS.items():
-        report = validate_records(out / f"{name}.json", kind=kind)
+        report = validate_records(out / f"{name}.json", kind=kind, open_media=open_problem)
         assert report.bad == [], report.bad[:3]
         assert report.duplicate_ids == []
         assert report.total == summary.files[name]
@@ -300,7 +301,7 @@ def test_other_clip_shapes_stay_valid(tmp_path, changes):
     config = SynthConfig(**changes, cot_size=8, eval_size=8, describe_size=8)
     synthesize(tmp_path, n=16, seed=0, config=config)
     for name, kind in KINDS.items():
-        assert validate_records(tmp_path / f"{name}.json", kind=kind).bad == []
+        assert validate_records(tmp_path / f"{name}.json", kind=kind, open_media=open_problem).bad == []
     record = next(r for r in load(tmp_path, "rl_train") if r["data_type"] == "video")
     frames, fps, _ = decode(tmp_path / record["path"])
     assert len(frames) == config.instants * config.repeat and fps == config.fps

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from videor1.data.loading import relocated_path
 from videor1.data.records import RECORD_KINDS, Record
-from videor1.data.validate import BadRecord, validate_records
+from videor1.data.validate import BadRecord, MediaOpener, validate_records
 
 
 class MixSource(BaseModel):
@@ -117,14 +117,20 @@ def _draw(n_available: int, n_wanted: int, replace: bool, rng: random.Random, na
     return indices
 
 
-def mix_records(config: MixConfig, out_media_root: str | Path) -> MixResult:
-    """Draw each source's share of valid records and return them (as JSON objects) with provenance."""
+def mix_records(config: MixConfig, out_media_root: str | Path, open_media: MediaOpener | None = None
+                ) -> MixResult:
+    """Draw each source's share of valid records and return them (as JSON objects) with provenance.
+
+    `open_media` (`videor1.media.open_problem`) opens every media file, as `data validate` does; without
+    it a record's media must only exist."""
     out_root = Path(out_media_root).resolve()
     rows, drawn, available, skipped = [], {}, {}, {}
     for source in config.sources:
         # the same checks as `videor1 data validate`: a mix never contains a record it would reject
         checked = validate_records(source.path, config.kind, source.media_root,
-                                   allow_outside_media_root=config.allow_outside_media_root)
+                                   "open" if open_media is not None else "exists",
+                                   allow_outside_media_root=config.allow_outside_media_root,
+                                   open_media=open_media)
         pool = [record for record in checked.good if source.keeps(record)]
         wanted = source.count if source.count is not None else round(source.ratio * config.total)
         indices = _draw(len(pool), wanted, source.replace, _source_rng(config.seed, source.name), source.name)
@@ -132,10 +138,6 @@ def mix_records(config: MixConfig, out_media_root: str | Path) -> MixResult:
             record = pool[index]
             row = record.model_dump(mode="json")
             row["path"] = relocated_path(record, checked.media_root, out_root)
-        if not checked.good:
-            first = f"; first: {checked.bad[0].describe()}" if checked.bad else ""
-            raise ValueError(f"source {source.name!r}: {source.path} has no valid record ({len(checked.bad)} "
-                             f"bad{first})")
             if not config.allow_outside_media_root and Path(row["path"]).parts[0] == "..":
                 raise ValueError(f"source {source.name!r}: the media of {record.label} ({record.path!r}) lie "
                                  f"outside the output's media root {out_root}, so readers of the mix would "

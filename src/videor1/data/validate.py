@@ -5,8 +5,8 @@ the answer letter among the options, a numerical or regression answer that the r
 think tags for CoT), as every command that loads records checks it; a media path that stays inside
 the media root once symlinks are resolved (unless `allow_outside_media_root`); the media file:
 present, or (default) opened: a video probed (container, video stream, geometry, at least 2 frames)
-and decoded at the frames that training and evaluation sample (`SAMPLED_FRAMES`; a probe alone
-passes a file whose data was cut after its index), an image fully decoded. Each media file is
+and decoded at the frames that training and evaluation sample (`videor1.media.open_problem`, passed
+in by the caller: media sits above data in the pipeline), an image fully decoded. Each media file is
 checked once however many records share it.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,8 +25,8 @@ from videor1.data.records import RECORD_KINDS, Record, RecordError
 
 Kind = Literal["auto", "train", "cot", "eval"]
 MediaCheck = Literal["open", "exists", "none"]
-# Frames per video decoded by `--media open`: the training (16) and evaluation (32) defaults' samplings.
-SAMPLED_FRAMES = (16, 32)
+# (media file, data_type) -> why it cannot be decoded, or None: videor1.media.open_problem.
+MediaOpener = Callable[[Path, str], str | None]
 
 
 @dataclass
@@ -81,32 +81,25 @@ def guess_kind(rows: list[Any]) -> str:
     return "train"
 
 
-def _media_problem(path: Path, data_type: str, check: MediaCheck, report: ValidationReport) -> str | None:
-    from videor1.media import MediaError, check_video, read_image
-
+def _media_problem(path: Path, data_type: str, open_media: MediaOpener | None, report: ValidationReport
+                   ) -> str | None:
     if not path.is_file():
         return f"path: media file not found: {path}"
     if path.stat().st_size == 0:
         return f"path: media file is empty: {path}"
-    if check != "open":
+    if open_media is None:
         return None
+    started = time.perf_counter()
     try:
+        return open_media(path, data_type)
+    finally:
         if data_type == "video":
-            started = time.perf_counter()
-            try:
-                check_video(path, SAMPLED_FRAMES)
-            finally:
-                report.videos_opened += 1
-                report.video_seconds += time.perf_counter() - started
-        else:
-            read_image(path)
-    except MediaError as error:
-        return f"path: {type(error).__name__}: {error}"
-    return None
+            report.videos_opened += 1
+            report.video_seconds += time.perf_counter() - started
 
 
 def _content_problems(record: Record, report: ValidationReport, check: MediaCheck, allow_outside: bool,
-                      seen: dict[tuple[Path, str], str | None]) -> list[str]:
+                      seen: dict[tuple[Path, str], str | None], open_media: MediaOpener | None) -> list[str]:
     if not allow_outside and (problem := media_path_problem(record, report.media_root)):
         return [problem]
     if check == "none":
@@ -117,7 +110,7 @@ def _content_problems(record: Record, report: ValidationReport, check: MediaChec
         return [f"path: {error}"]
     key = (media, record.data_type)
     if key not in seen:
-        seen[key] = _media_problem(media, record.data_type, check, report)
+        seen[key] = _media_problem(media, record.data_type, open_media if check == "open" else None, report)
     return [seen[key]] if seen[key] else []
 
 
@@ -133,9 +126,17 @@ def validate_records(
     check_media: MediaCheck = "open",
     split: str | None = None,
     allow_outside_media_root: bool = False,
+    open_media: MediaOpener | None = None,
 ) -> ValidationReport:
     """Check every record of `source`; nothing stops at the first error (a file that cannot be read
-    at all raises `DataFileError`)."""
+    at all raises `DataFileError`).
+
+    `check_media="open"` opens each media file with `open_media`: the caller passes
+    `videor1.media.open_problem` (media sits above data in the pipeline, so data does not import it).
+    """
+    if check_media == "open" and open_media is None:
+        raise ValueError("check_media='open' needs open_media (videor1.media.open_problem); "
+                         "or check_media='exists'")
     rows = read_raw(source, split)
     name = str(source) if isinstance(source, (str, Path)) else type(source).__name__
     kind = guess_kind(rows) if kind == "auto" else kind
@@ -147,7 +148,8 @@ def validate_records(
         key = _group_key(raw)
         try:
             record = parse_row(raw, RECORD_KINDS[kind], name, index)
-            reasons = _content_problems(record, report, check_media, allow_outside_media_root, media_checked)
+            reasons = _content_problems(record, report, check_media, allow_outside_media_root, media_checked,
+                                        open_media)
             problem_id = record.problem_id
         except RecordError as error:
             record, reasons, problem_id = None, error.reasons, error.problem_id

@@ -16,12 +16,26 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from videor1.demo.recipe import Arm, Budget, DemoRecipe
 from videor1.eval.report import SUMMARY_SUFFIX, BenchmarkSummary, markdown_table
 
-if TYPE_CHECKING:
-    from videor1.demo.pipeline import Demo
+
+class Demo(Protocol):
+    """What the report reads of a demo run (`videor1.demo.pipeline.Demo`, which writes the report: the
+    report does not import the pipeline)."""
+
+    out: Path
+    recipe: DemoRecipe
+    budget: Budget
+    budget_name: str
+    seeds: int
+    versions: dict[str, str]
+
+    def runs(self) -> list[tuple[Arm, int, str]]: ...
+
+    def stages(self) -> list: ...
 
 CURVES = (("reward/accuracy", "accuracy reward"), ("temporal/granted", "temporal reward (share of video groups)"),
           ("response/length", "response length (tokens)"),
