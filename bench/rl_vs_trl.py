@@ -16,12 +16,12 @@ Three tables:
 3. Seconds per step: videor1 (`videor1.train.rl.train`, GRPO, shared prefix on and off) and TRL
    (`GRPOTrainer`), runs alternated in rotated order, each 1 warm-up step + --steps timed steps.
 
-A step's wall clock is measured from its start to its end (before the next step starts, the script waits
-up to --gate-wait s for the other processes to quiet down). The machine's other processes are measured
-too (/proc/stat busy time minus this process's CPU time): a step during which they used more than
---max-others cores is counted as disturbed and left out of the medians (the table says how many were
-left). On a shared machine the absolute times move with the load; compare the ratios, all measured in
-one sitting.
+A step's wall clock is measured from its start to its end; before a step starts, the script waits up to
+--gate-wait s for the other processes to keep fewer than --max-others cores busy. A step during which this
+process's threads waited for a core (run-queue delay) more than --max-wait of its time is disturbed and
+left out of the medians; where no step of an arm was quiet, all count (the tables say how many were
+quiet). On a shared machine the absolute times move with the load; compare the ratios, all measured in
+one sitting, the arms alternated.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def prompt_tokens(data: Path, model_dir: Path) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# Disturbance: CPU time of the other processes during a step.
+# Disturbance: how long this process's threads waited for a core during a step.
 # --------------------------------------------------------------------------------------------------
 
 def _busy_seconds() -> float:
@@ -132,38 +132,43 @@ def _busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def _waited_seconds() -> float:
+    """Seconds this process's threads have spent runnable but waiting for a core (run-queue delay,
+    /proc/self/task/*/schedstat): zero on an idle machine, whatever this process's own threads do."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 class StepClock:
-    """Per step: wall seconds and the other processes' average cores in use."""
+    """Per step: wall seconds, and the share of them this process's threads waited for a core."""
 
     def __init__(self, max_others: float, gate_wait: float):
         self.max_others, self.gate_wait = max_others, gate_wait
         self.steps: list[dict] = []
-        self._start: tuple[float, float, float] | None = None
-
-    def _now(self) -> tuple[float, float, float]:
-        return time.perf_counter(), time.process_time(), _busy_seconds()
+        self._start: tuple[float, float] | None = None
 
     def gate(self) -> None:
-        """Wait (up to gate_wait s) for half a second in which the others stay under max_others."""
+        """Wait (up to gate_wait s) for half a second in which the other processes keep fewer than
+        max_others cores busy (this one sleeps meanwhile)."""
         deadline = time.perf_counter() + self.gate_wait
         while time.perf_counter() < deadline:
-            a = self._now()
+            wall, busy = time.perf_counter(), _busy_seconds()
             time.sleep(0.5)
-            b = self._now()
-            if ((b[2] - a[2]) - (b[1] - a[1])) / (b[0] - a[0]) <= self.max_others:
+            if (_busy_seconds() - busy) / (time.perf_counter() - wall) <= self.max_others:
                 return
 
     def start(self) -> None:
         self.gate()
-        self._start = self._now()
+        self._start = (time.perf_counter(), _waited_seconds())
 
     def stop(self) -> None:
         if self._start is None:
             return
-        end = self._now()
-        wall = end[0] - self._start[0]
-        others = ((end[2] - self._start[2]) - (end[1] - self._start[1])) / wall
-        self.steps.append({"wall": wall, "others": max(others, 0.0)})
+        wall = time.perf_counter() - self._start[0]
+        self.steps.append({"wall": wall, "waited": (_waited_seconds() - self._start[1]) / wall})
         self._start = None
 
 
@@ -286,15 +291,15 @@ def forward_table(data: Path, model_dir: Path, args, console: Console) -> dict:
             times[shared].append(clock.steps[-1])
         if len(differences) < 2:  # the first on and the first off
             differences.append(logps.detach())
-    quiet = {k: [s["wall"] for s in v if s["others"] <= args.max_others] or [s["wall"] for s in v]
+    quiet = {k: [s["wall"] for s in v if s["waited"] <= args.max_wait] or [s["wall"] for s in v]
              for k, v in times.items()}
     on, off = statistics.median(quiet[True]), statistics.median(quiet[False])
     difference = (differences[0] - differences[1]).abs().max().item()
     table = Table(title=f"Policy forward + backward and reference forward, {PROMPTS} prompts x {G} x "
                         f"{NEW_TOKENS} tokens (median of {args.forward_reps}, alternated)")
-    for column in ("shared prefix", "s", "vs off", "quiet reps"):
+    for column in ("shared prefix", "s", "speed-up", "quiet reps"):
         table.add_column(column, justify="right")
-    table.add_row("on", f"{on:.3f}", f"{on / off:.2f}x", f"{len(quiet[True])}/{len(times[True])}")
+    table.add_row("on", f"{on:.3f}", f"{off / on:.2f}x", f"{len(quiet[True])}/{len(times[True])}")
     table.add_row("off", f"{off:.3f}", "1.00x", f"{len(quiet[False])}/{len(times[False])}")
     console.print(table)
     console.print(f"max |log-prob difference| on vs off: {difference:.2e}")
@@ -312,10 +317,12 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=233, help="prompt length to build (default 233)")
     parser.add_argument("--forward-reps", type=int, default=10, help="reps of table 2 per setting (10)")
     parser.add_argument("--max-others", type=float, default=0.3,
-                        help="a step during which other processes used more cores than this is "
-                             "disturbed (default 0.3)")
-    parser.add_argument("--gate-wait", type=float, default=20.0,
-                        help="seconds to wait for a quiet machine before a step (default 20)")
+                        help="a step starts once other processes keep fewer cores busy (default 0.3)...")
+    parser.add_argument("--gate-wait", type=float, default=1.0,
+                        help="...or after this many seconds (default 1)")
+    parser.add_argument("--max-wait", type=float, default=0.05,
+                        help="a step whose threads waited for a core more than this share of it is disturbed "
+                             "(default 0.05)")
     parser.add_argument("--skip-trl", action="store_true", help="only videor1's arms (TRL not installed)")
     parser.add_argument("--work-dir", type=Path, default=None, help="workspace, reused (default: temporary)")
     args = parser.parse_args()
@@ -346,7 +353,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for name in names[round_ % len(names):] + names[:round_ % len(names)]:
                 steps[name].append(arms[name](round_))
-                walls = " ".join(f"{s['wall']:.2f}{'*' if s['others'] > args.max_others else ''}"
+                walls = " ".join(f"{s['wall']:.2f}{'*' if s['waited'] > args.max_wait else ''}"
                                  for s in steps[name][-1])
                 console.print(f"round {round_ + 1}, {name}: {walls} s (* disturbed)")
         load_after = os.getloadavg()[0]
@@ -354,7 +361,7 @@ def main() -> None:
     summary = {}
     for name in names:
         every = [s for run in steps[name] for s in run]
-        quiet = [s["wall"] for s in every if s["others"] <= args.max_others]
+        quiet = [s["wall"] for s in every if s["waited"] <= args.max_wait]
         summary[name] = {"median": statistics.median(quiet or [s["wall"] for s in every]),
                          "quiet": len(quiet), "all": len(every),
                          "per_round": [statistics.median(s["wall"] for s in run) for run in steps[name]]}
@@ -370,8 +377,8 @@ def main() -> None:
                       " ".join(f"{m:.2f}" for m in s["per_round"]), f"{s['quiet']}/{s['all']}")
     console.print(table)
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-                  f"1-min load average {load_before:.1f} before, {load_after:.1f} after. Steps during which "
-                  f"other processes used more than {args.max_others} cores are left out of s/step (all steps "
+                  f"1-min load average {load_before:.1f} before, {load_after:.1f} after. Steps whose threads "
+                  f"waited for a core more than {args.max_wait:.0%} of the time are left out of s/step (all "
                   "count where none was quiet).")
 
 
