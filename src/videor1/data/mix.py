@@ -132,6 +132,10 @@ def mix_records(config: MixConfig, out_media_root: str | Path, open_media: Media
                                    allow_outside_media_root=config.allow_outside_media_root,
                                    open_media=open_media)
         pool = [record for record in checked.good if source.keeps(record)]
+        if not checked.good:
+            first = f"; first: {checked.bad[0].describe()}" if checked.bad else ""
+            raise ValueError(f"source {source.name!r}: {source.path} has no valid record ({len(checked.bad)} "
+                             f"bad{first})")
         wanted = source.count if source.count is not None else round(source.ratio * config.total)
         indices = _draw(len(pool), wanted, source.replace, _source_rng(config.seed, source.name), source.name)
         for index in indices:
