@@ -195,3 +195,20 @@ def prefill(model, batch, vision: dict, n: int) -> tuple[Cache, Tensor] | None:
           **{cache_argument(): cache}, **_timing(batch))
     cache.batch_repeat_interleave(n)
     return cache, deltas.repeat_interleave(n, 0)
+
+
+def prefilled_inputs(model, batch, vision: dict, n: int) -> dict | None:
+    """`generate`'s inputs for n responses per prompt from `prefill`: the prompts repeated n times
+    (input_ids, attention_mask, mm_token_type_ids (B*n, P)) with the cache of their first P-1 tokens,
+    to generate with num_return_sequences=1; the model's `rope_deltas` are set to match. None where
+    `prefill` is (generate then prefills the n copies itself)."""
+    from videor1.models.compat import cache_argument
+
+    prefilled = prefill(model, batch, vision, n)
+    if prefilled is None:
+        return None
+    cache, deltas = prefilled
+    _base(model).model.rope_deltas = deltas  # generate places the uncached tokens from these offsets
+    rows = {key: batch[key].repeat_interleave(n, 0)
+            for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    return {**rows, cache_argument(): cache}
