@@ -41,6 +41,7 @@ from rich.table import Table
 from videor1.data import load_records
 from videor1.data.synth import synthesize
 from videor1.media.loader import SkipLog
+from videor1.models import logprobs
 from videor1.models.inputs import encode
 from videor1.models.loading import load_model, load_processor
 from videor1.models.tiny import build_tiny_from_records
@@ -108,9 +109,10 @@ def _repeat_pixels(pixels: torch.Tensor, grid: torch.Tensor, times: int) -> torc
 
 
 def sequence_logprobs_per_sequence(model, batch, completion_ids, completion_mask, group_size, temperature,
-                                   vision=None) -> torch.Tensor:
-    """Per-token log-probs (B*G, T) like `videor1.train.rl.sequence_logprobs`, but `vision` is ignored:
-    the model gets `pixel_values(_videos)` repeated per sequence and runs its vision tower on all B*G."""
+                                   vision=None, shared_prefix=False) -> torch.Tensor:
+    """Per-token log-probs (B*G, T) like `videor1.models.logprobs.sequence_logprobs`, but `vision` and
+    `shared_prefix` are ignored: the model gets `pixel_values(_videos)` repeated per sequence, runs its
+    vision tower on all B*G and every sequence runs its whole prompt."""
     G = group_size
     ids = torch.cat([batch["input_ids"].repeat_interleave(G, 0), completion_ids], dim=1)
     attention = torch.cat([batch["attention_mask"].repeat_interleave(G, 0), completion_mask], dim=1)
@@ -134,7 +136,9 @@ def vision_per_sequence():
     """Route the trainer's policy and reference log-prob forwards through the baseline (and skip the
     shared vision pass that the baseline would not use)."""
     with mock.patch.object(rl, "sequence_logprobs", sequence_logprobs_per_sequence), \
-            mock.patch.object(rl, "encode_vision", lambda model, batch: {}):
+            mock.patch.object(logprobs, "sequence_logprobs", sequence_logprobs_per_sequence), \
+            mock.patch.object(rl, "encode_vision", lambda model, batch: {}), \
+            mock.patch.object(logprobs, "encode_vision", lambda model, batch: {}):
         yield
 
 
