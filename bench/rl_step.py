@@ -53,7 +53,8 @@ from videor1.train.config import load_config
 from videor1.train.data import QuestionSource
 
 # 8 frames of 84x84 (3x3 merged tokens per temporal patch): the trainer tests' media settings.
-MEDIA = dict(nframes=8, video_min_pixels=7056, video_max_pixels=7056, image_min_pixels=3136, image_max_pixels=7056)
+MEDIA = dict(nframes=8, video_min_pixels=7056, video_max_pixels=7056, image_min_pixels=3136,
+             image_max_pixels=7056)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -64,9 +65,10 @@ def supervise(model_dir: Path, out_dir: Path, cot_file: Path, steps: int, seed: 
     """A brief SFT (`videor1 sft`) on the CoT targets, so that responses are sometimes right."""
     run = out_dir.with_name(f"{out_dir.name}-sft")
     overrides = {"model.path": model_dir, "model.dtype": "float32", "data.train_file": cot_file,
-                 "optim.lr": 3e-3, "optim.schedule": "constant", "optim.max_grad_norm": 1e6, "run.max_steps": steps,
-                 "run.prompts_per_device": 8, "run.seed": seed, "run.save_every": steps, "run.output_dir": run,
-                 "run.tensorboard": False, **{f"media.{k}": v for k, v in MEDIA.items()}}
+                 "optim.lr": 3e-3, "optim.schedule": "constant", "optim.max_grad_norm": 1e6,
+                 "run.max_steps": steps, "run.prompts_per_device": 8, "run.seed": seed,
+                 "run.save_every": steps, "run.output_dir": run, "run.tensorboard": False,
+                 **{f"media.{k}": v for k, v in MEDIA.items()}}
     sft.train(sft.load_sft_config(None, [f"{k}={v}" for k, v in overrides.items()]), progress=False)
     shutil.copytree(run / f"checkpoint-{steps}" / "hf", out_dir)
     return out_dir
@@ -83,17 +85,20 @@ def prepare(work: Path, supervise_steps: int, seed: int, console: Console) -> Pa
     data = [work / "synth" / "rl_train.json", work / "synth" / "cot_train.json"]
     build_tiny_from_records(work / "tiny", data, "qwen2_5_vl", "tiny", seed)
     supervise(work / "tiny", marker.parent, work / "synth" / "cot_train.json", supervise_steps, seed)
-    console.print(f"workspace built in {time.perf_counter() - started:.0f} s ({supervise_steps} supervised steps)")
+    console.print(f"workspace built in {time.perf_counter() - started:.0f} s "
+                  f"({supervise_steps} supervised steps)")
     return marker.parent
 
 
 def overrides(work: Path, model: Path, out: Path, args, *extra: str) -> list[str]:
-    base = {"model.path": model, "model.dtype": "float32", "data.train_file": work / "synth" / "rl_train.json",
+    base = {"model.path": model, "model.dtype": "float32",
+            "data.train_file": work / "synth" / "rl_train.json",
             "data.max_prompt_tokens": 2048, "sampling.max_new_tokens": args.max_new_tokens,
             "algo.num_generations": args.generations, "algo.num_shuffled": max(1, args.generations // 2),
             "run.max_steps": args.steps + 1, "run.prompts_per_device": args.prompts, "run.seed": args.seed,
-            "run.output_dir": out, "run.save_every": 10_000, "run.log_every": 10_000, "run.tensorboard": False}
-    return ([f"media.{k}={v}" for k, v in MEDIA.items()] + [f"{k}={v}" for k, v in base.items()] + list(extra))
+            "run.output_dir": out, "run.save_every": 10_000, "run.log_every": 10_000,
+            "run.tensorboard": False}
+    return [f"media.{k}={v}" for k, v in MEDIA.items()] + [f"{k}={v}" for k, v in base.items()] + list(extra)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,7 +121,8 @@ def sequence_logprobs_per_sequence(model, batch, completion_ids, completion_mask
     G = group_size
     ids = torch.cat([batch["input_ids"].repeat_interleave(G, 0), completion_ids], dim=1)
     attention = torch.cat([batch["attention_mask"].repeat_interleave(G, 0), completion_mask], dim=1)
-    types = torch.cat([batch["mm_token_type_ids"].repeat_interleave(G, 0), torch.zeros_like(completion_ids)], dim=1)
+    types = torch.cat([batch["mm_token_type_ids"].repeat_interleave(G, 0), torch.zeros_like(completion_ids)],
+                      dim=1)
     media = {}
     for pixels, grid in (("pixel_values", "image_grid_thw"), ("pixel_values_videos", "video_grid_thw")):
         if batch.get(pixels) is not None:
@@ -169,7 +175,8 @@ ARMS = [
 ]
 
 
-def run_arm(work: Path, model_dir: Path, args, name: str, extra: list[str], per_sequence: bool, round_: int) -> dict:
+def run_arm(work: Path, model_dir: Path, args, name: str, extra: list[str], per_sequence: bool,
+            round_: int) -> dict:
     """Train 1 + steps steps; per timed step the wall clock and the process's CPU time between
     consecutive metrics lines, and the metrics."""
     out = work / "runs" / f"{name.replace(' ', '').replace(',', '_')}-{round_}"
@@ -206,18 +213,24 @@ def summarize(name: str, runs: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per arm, after 1 warm-up step (default 8)")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8,
+                        help="timed steps per arm, after 1 warm-up step (default 8)")
     parser.add_argument("--prompts", type=int, default=4, help="questions per step (default 4)")
-    parser.add_argument("--generations", type=int, default=4, help="G, responses per question (default 4; G~ = G/2)")
+    parser.add_argument("--generations", type=int, default=4,
+                        help="G, responses per question (default 4; G~ = G/2)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="longest response (default 64)")
-    parser.add_argument("--supervise-steps", type=int, default=80, help="supervised warm-up steps (default 80)")
+    parser.add_argument("--supervise-steps", type=int, default=80,
+                        help="supervised warm-up steps (default 80)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="run the three arms this many times, in rotated order, and pool the steps (default 3): "
+                        help="run the three arms this many times, in rotated order, and pool the steps "
+                             "(default 3): "
                              "other processes on the machine then slow every arm alike")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1: on a shared 2-core machine, 2 threads spin-wait "
-                             "whenever another process runs and steps get 5-10x slower; 0 keeps torch's default)")
+                        help="torch intra-op threads (default 1: on a shared 2-core machine, 2 threads "
+                             "spin-wait whenever another process runs and steps get 5-10x slower; 0 keeps "
+                             "torch's default)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, model, sampling (default 0)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="workspace, reused between runs (default: a fresh temporary directory)")
@@ -227,11 +240,13 @@ def main() -> None:
 
     console = Console() if Console().is_terminal else Console(width=130)
     with contextlib.ExitStack() as stack:
-        work = args.work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="videor1-rl-bench-")))
+        temporary = tempfile.TemporaryDirectory(prefix="videor1-rl-bench-")
+        work = args.work_dir or Path(stack.enter_context(temporary))
         work.mkdir(parents=True, exist_ok=True)
         model_dir = prepare(work, args.supervise_steps, args.seed, console)
         difference = check_baseline(work, model_dir, args)
-        console.print(f"baseline check: max |log-prob difference|, vision per sequence vs shared: {difference:.2e}"
+        console.print("baseline check: max |log-prob difference|, vision per sequence vs shared: "
+                      f"{difference:.2e}"
                       + ("" if difference <= 1e-5 else "  [bold red]ABOVE 1e-5[/]"))
         load_before = os.getloadavg()[0]
         runs: dict[str, list[dict]] = {name: [] for name, _, _ in ARMS}
@@ -244,22 +259,26 @@ def main() -> None:
         load_after = os.getloadavg()[0]
 
     grpo, reference = results["GRPO"]["wall"], results["T-GRPO, reference way"]["wall"]
-    table = Table(title=f"RL step, {args.prompts} prompts x G={args.generations}, {args.max_new_tokens} new tokens: "
-                        f"median of {args.steps} steps x {args.rounds} rounds (wall clock between metrics lines)")
+    table = Table(title=f"RL step, {args.prompts} prompts x G={args.generations}, {args.max_new_tokens} new "
+                        f"tokens: median of {args.steps} steps x {args.rounds} rounds (wall clock between "
+                        "metrics lines)")
     for column in ("arm", "s/step", "vs GRPO", "vs ref. way", "shuffled generated", "CPU s/step", "rollout s",
                    "update s", "other s", "accuracy", "tokens"):
         table.add_column(column, justify="left" if column == "arm" else "right")
     for name, r in results.items():
         table.add_row(name, f"{r['wall']:.2f}", f"{r['wall'] / grpo:.2f}x", f"{r['wall'] / reference:.2f}x",
-                      "-" if r["generated"] is None else f"{r['generated']:.0%}", f"{r['cpu']:.2f}", f"{r['rollout']:.2f}",
+                      "-" if r["generated"] is None else f"{r['generated']:.0%}", f"{r['cpu']:.2f}",
+                      f"{r['rollout']:.2f}",
                       f"{r['update']:.2f}", f"{r['wall'] - r['rollout'] - r['update']:.2f}",
                       f"{r['accuracy']:.2f}", f"{r['length']:.1f}")
     console.print(table)
-    console.print("CPU s/step: this process's CPU time (all threads) per step, less sensitive to other processes. "
-                  "rollout, update: the trainer's time/rollout and time/update (medians); other = s/step - both: "
+    console.print("CPU s/step: this process's CPU time (all threads) per step, less sensitive to other "
+                  "processes. rollout, update: the trainer's time/rollout and time/update (medians); "
+                  "other = s/step - both: "
                   "question preparation, the reference log-prob forward, logging.")
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-                  f"1-min load average {load_before:.1f} before, {load_after:.1f} after (other processes skew timings).")
+                  f"1-min load average {load_before:.1f} before, {load_after:.1f} after (other processes "
+                  "skew timings).")
 
 
 if __name__ == "__main__":
