@@ -196,7 +196,7 @@ def test_a_micro_batch_of_bad_records_takes_this_ranks_next_slots(tiny_dirs, tmp
         row["path"] = str(EXAMPLES / row["path"])
     rows[0]["path"] = rows[1]["path"] = str(tmp_path / "missing.mp4")  # slot of step 0: both bad
     (tmp_path / "train.json").write_text(json.dumps(rows))
-    loaded = load_records(tmp_path / "train.json")
+    loaded = load_records(tmp_path / "train.json", allow_outside_media_root=True)  # examples/mini's media
     model_dir = tiny_dirs["qwen2_5_vl"]
     config = load_config(None, [f"model.path={model_dir}", f"data.train_file={tmp_path / 'train.json'}",
                                 "data.shuffle=false", "run.prompts_per_device=2", "media.nframes=4",
