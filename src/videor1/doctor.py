@@ -27,7 +27,7 @@ from rich.table import Table
 # The video of the round trip: 16 flat grey frames at 8 fps, frame i at grey level 20 + 12 i, so that a
 # decoded frame tells which source frame it is. 8 frames of 56x56 are sampled (2x2 merged tokens).
 FRAMES, FPS, SIDE, NFRAMES, PIXELS = 16, 8, 64, 8, 56 * 56
-PIN = "pip install 'torch==2.14.1' 'torchvision==0.29.2'"  # the tested pair (SPEC §7)
+PIN = "pip install 'torch==2.14.1' 'torchvision==0.29.2'"  # the tested pair (pyproject.toml)
 
 
 class DoctorError(Exception):

@@ -45,7 +45,7 @@ def test_group_size_one_is_an_error():
 
 
 def test_group_std_cancels_the_paper_bonus_when_other_rewards_are_equal():
-    """SPEC §2: r_t on every correct response is a constant shift of an affine reward: no effect."""
+    """docs/algorithm.md: r_t on every correct response is a constant shift of an affine reward: no effect."""
     accuracy = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
     rewards = accuracy + 1.0  # format reward 1 for all
     correct = is_correct(accuracy)

@@ -1,4 +1,4 @@
-"""Record schema (SPEC §4) and loading from .json, .jsonl and `datasets`."""
+"""Record schema (docs/data.md) and loading from .json, .jsonl and `datasets`."""
 
 from __future__ import annotations
 

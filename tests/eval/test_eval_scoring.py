@@ -1,4 +1,4 @@
-"""Benchmark scoring (SPEC §5) against hand-computed values."""
+"""Benchmark scoring (docs/benchmarks.md) against hand-computed values."""
 
 from __future__ import annotations
 

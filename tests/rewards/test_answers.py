@@ -1,4 +1,4 @@
-"""Answer extraction and parsing (SPEC §3): tricky-case tables and round-trip properties."""
+"""Answer extraction and parsing (docs/rewards.md): tricky-case tables and round-trip properties."""
 
 import pytest
 from hypothesis import given, settings

@@ -1,4 +1,4 @@
-"""Properties of the rewards (SPEC §3): total, bounded, deterministic, batch-consistent, unfarmable."""
+"""Reward properties (docs/rewards.md): total, bounded, deterministic, batch-consistent, unfarmable."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Per-type rewards, dispatch and MRA (SPEC §3): tricky-case tables and independent oracles."""
+"""Per-type rewards, dispatch and MRA (docs/rewards.md): tricky-case tables and independent oracles."""
 
 import jiwer
 import pytest

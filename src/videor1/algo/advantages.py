@@ -1,6 +1,6 @@
 """Advantages of T-GRPO (Eq. 3) and the exact rule for skipping the shuffled group.
 
-A known weakness (SPEC §2): the temporal bonus is the same for every correct response of a group,
+A known weakness (docs/algorithm.md): the temporal bonus is the same for every correct response of a group,
 and group-std normalisation is scale invariant, so when the other rewards of the group are equal
 the bonus leaves the advantages unchanged and T-GRPO reduces to GRPO. Hence the switches:
 - `placement="reward"` (paper, Eq. 2 then Eq. 3) or `"advantage"` (added after normalisation,

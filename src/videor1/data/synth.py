@@ -7,7 +7,7 @@
     cot_train.json               questions with a templated chain of thought (`CotRecord`)
     eval.json                    held-out questions on scenes never used in training (`EvalRecord`)
     describe.json                per-instant descriptions of scenes: the dense perception target
-                                 without which the tiny demo model learned nothing (DEMO_NOTES)
+                                 without which the tiny demo model learned nothing (docs/demo.md)
     synth_config.json            the seed, n and config that made them
 
 Temporal questions (direction, first appearance, order of colours, counting changes, distance)

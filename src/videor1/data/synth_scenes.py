@@ -4,7 +4,7 @@ A `Scene` is a few `Track`s (one object each: a shape, a colour per instant — 
 and a grid cell per instant) plus an optional word for OCR. The builders below make one scene per
 kind; `Renderer` draws an instant as an RGB array; `write_video` / `write_image` encode it.
 
-Why it looks like this (DEMO_NOTES): a per-cell tinted background gives a frozen, randomly
+Why it looks like this (docs/demo.md): a per-cell tinted background gives a frozen, randomly
 initialised vision tower the position cues it needs (on black, direction was never learned); each
 instant is encoded as `repeat` identical frames so that one 2-frame temporal patch holds one instant
 and shuffling whole groups removes all order information.

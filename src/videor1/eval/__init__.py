@@ -1,4 +1,4 @@
-"""Evaluation on video benchmarks (SPEC §5): adapters, scoring, the resumable runner, reports.
+"""Evaluation on video benchmarks (docs/benchmarks.md): adapters, scoring, the resumable runner, reports.
 
 Scoring and reports are pure functions; transformers and the model load only when a sample is
 still to be generated (torch is imported with the sampling config).

@@ -2,7 +2,7 @@
 
 Every benchmark is read in the Video-R1 evaluation format (`EvalRecord`: problem_id, problem,
 data_type, problem_type, options, solution, path, data_source, plus benchmark fields kept as
-extras). An adapter only says how to break the scores down (SPEC §5) and which items VSI-Bench
+extras). An adapter only says how to break the scores down (docs/benchmarks.md) and which items VSI-Bench
 scores with MRA. The category of an item is the first non-empty field of `fields`; then, where
 allowed, `data_source` when it names more than the benchmark itself; then a keyword found in
 `data_source` or `path` (VideoMMMU's tracks); else "unknown".

@@ -11,7 +11,7 @@ Reliability, by construction:
   and the resumed summary, recomputed over all samples, equals the uninterrupted one.
 
 `--shuffle` evaluates with each video's frames shuffled (seeded per item); `temporal_reliance`
-runs ordered and shuffled and reports the gap (SPEC §5).
+runs ordered and shuffled and reports the gap (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every error names the file; callers that know which record asked for the file add it with
 `with_record`, so a log line reads "problem_id=42: /data/videos/x.mp4: no video stream". Readers
-never substitute other media for a bad file (the reference code did, keeping the question: SPEC §6).
+never substitute other media for a bad file (the reference code did, keeping the question: docs/reference.md).
 """
 
 from __future__ import annotations

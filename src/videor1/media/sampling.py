@@ -3,7 +3,7 @@
 The released Video-R1 checkpoints saw frames chosen by qwen-vl-utils (`smart_nframes`, a rounded
 linspace over the frame range) and resized by `smart_resize`. These functions reproduce those rules
 (tests check them against qwen-vl-utils, which src/ never imports) but take every setting from a
-`FrameSampling` instead of library constants or environment variables (SPEC §6).
+`FrameSampling` instead of library constants or environment variables (docs/reference.md).
 
 No I/O here: `videor1.media.video` reads the file and calls these. Invalid inputs raise ValueError;
 the readers turn that into a MediaError that names the file.
@@ -202,7 +202,7 @@ def video_frame_size(height: int, width: int, nframes: int, sampling: FrameSampl
     """(height, width) every sampled frame is resized to.
 
     smart_resize with the sampling's explicit pixel bounds (the processor's defaults would upsize small
-    videos, SPEC §7). `nframes` matters only with `sampling.total_pixels` (a budget for the whole clip).
+    videos, docs/reference.md). `nframes` matters only with `sampling.total_pixels` (a budget for the whole clip).
     """
     max_pixels = sampling.max_pixels
     if sampling.total_pixels is not None:

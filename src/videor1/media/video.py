@@ -5,7 +5,7 @@
 the reader seeks to the keyframe at or before it and decodes forward to the first frame that reaches
 it. Taking 16 frames from a 10-minute video thus decodes 16 short stretches, not 18,000 frames.
 Variable-frame-rate videos are sampled by time, rotated videos come out upright, and every failure is
-a MediaError naming the file: a bad video is reported, never replaced by another one (SPEC §6).
+a MediaError naming the file: a bad video is reported, never replaced by another one (docs/reference.md).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Clip:
     frames: (T, H, W, 3) uint8 RGB, upright, resized to `video_frame_size`.
     timestamps: presentation time of each frame, in seconds from the start of the video.
     sampled_fps: T / frames in the sampled range * video fps, Qwen's "sample fps": the processor
-        needs it for `second_per_grid_ts` (the reference training code dropped it: SPEC §6).
+        needs it for `second_per_grid_ts` (the reference training code dropped it: docs/reference.md).
     indices: source frame index of each frame, as Qwen counts them: frame i is the one shown at
         start + i / fps (for a variable-frame-rate video, the first frame at or after that time).
     """

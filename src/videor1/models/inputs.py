@@ -4,7 +4,7 @@ The one place that builds the chat, so that generation, log-prob passes, SFT and
 same tokens. Frames arrive already sampled and resized (videor1.media), so the processor is told
 not to resample or resize them, and receives each video's real timing: without it transformers
 assumes 24 fps, and Qwen2.5-VL's `second_per_grid_ts` (Qwen3-VL's timestamps) come out wrong, which
-can give every temporal patch the same M-RoPE position (DEMO_NOTES).
+can give every temporal patch the same M-RoPE position (docs/demo.md).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def chat_template(arch: Arch) -> str:
 
 @dataclass(frozen=True)
 class TinySize:
-    """Dimensions of a tiny model (DEMO_NOTES: ~1 M parameters learn the synthetic task on 2 cores)."""
+    """Dimensions of a tiny model (docs/demo.md: ~1 M parameters learn the synthetic task on 2 cores)."""
 
     hidden: int = 128
     layers: int = 2

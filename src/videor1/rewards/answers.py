@@ -1,4 +1,4 @@
-"""Answer extraction and parsing for the rule-based rewards (SPEC §3, paper §3.1).
+"""Answer extraction and parsing for the rule-based rewards (docs/rewards.md, paper §3.1).
 
 Everything here is a pure function over strings that never raises: the inputs are
 policy samples, and a reward function that crashes mid-rollout costs a whole step.
@@ -52,7 +52,7 @@ _TRAILING_PUNCT = ".,;:!?\u3002"
 
 
 def extract_answer(text: str) -> str | None:
-    """Content of the last complete ``<answer>…</answer>`` pair, stripped (SPEC §3).
+    """Content of the last complete ``<answer>…</answer>`` pair, stripped (docs/rewards.md).
 
     The last pair wins because models often restate a draft answer inside their
     reasoning before the final one. ``None`` when there is no complete pair.
@@ -134,7 +134,7 @@ def parse_option_letter(text: str, options: Sequence[str] | None = None) -> str 
     """The single option letter ``text`` names ("B", "(b)", "The answer is B", or an option's text).
 
     ``None`` when no letter or several different letters are named, or, when
-    ``options`` are given, when the letter is not one of them (SPEC §3).
+    ``options`` are given, when the letter is not one of them (docs/rewards.md).
     """
     if not isinstance(text, str) or len(text) > MAX_PARSE_CHARS:
         return None

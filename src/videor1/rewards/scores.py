@@ -1,4 +1,4 @@
-"""Rule-based rewards of Video-R1 (SPEC §3, paper §3.1).
+"""Rule-based rewards of Video-R1 (docs/rewards.md, paper §3.1).
 
 One pure function per answer type, each mapping (prediction text, ground-truth text)
 to a float in [0, 1] (the problem types of ``problem_types`` dispatch to them), plus
@@ -38,7 +38,7 @@ def _clip01(value: float) -> float:
 
 def format_reward(completion: str) -> float:
     """1.0 for exactly ``<think>…</think><answer>…</answer>`` with only whitespace around
-    and between, one of each tag and a non-empty answer; else 0.0 (SPEC §3)."""
+    and between, one of each tag and a non-empty answer; else 0.0 (docs/rewards.md)."""
     if not isinstance(completion, str):
         return 0.0
     tags = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
@@ -56,13 +56,13 @@ def format_reward(completion: str) -> float:
 
 
 def multiple_choice_reward(pred: str, gt: str, options: Sequence[str] | None = None) -> float:
-    """1.0 when ``pred`` names exactly the option letter of ``gt`` (SPEC §3)."""
+    """1.0 when ``pred`` names exactly the option letter of ``gt`` (docs/rewards.md)."""
     letter = parse_option_letter(pred, options)
     return float(letter is not None and letter == parse_option_letter(gt, options))
 
 
 def numerical_reward(pred: str, gt: str) -> float:
-    """1.0 when both texts hold the same single number (SPEC §3)."""
+    """1.0 when both texts hold the same single number (docs/rewards.md)."""
     p, g = parse_number(pred), parse_number(gt)
     if p is None or g is None:
         return 0.0
@@ -70,7 +70,7 @@ def numerical_reward(pred: str, gt: str) -> float:
 
 
 def ocr_reward(pred: str, gt: str) -> float:
-    """``1 - WER(gt, pred)`` clipped to [0, 1], via jiwer (SPEC §3)."""
+    """``1 - WER(gt, pred)`` clipped to [0, 1], via jiwer (docs/rewards.md)."""
     import jiwer  # lazy: keeps `import videor1.rewards` light
 
     pred, gt = _text(pred).strip(), _text(gt).strip()
@@ -94,14 +94,14 @@ def _rouge_scorer():
 
 
 def free_form_reward(pred: str, gt: str) -> float:
-    """Mean ROUGE-1/2/L F-measure of ``pred`` against ``gt`` (SPEC §3)."""
+    """Mean ROUGE-1/2/L F-measure of ``pred`` against ``gt`` (docs/rewards.md)."""
     pred, gt = _text(pred)[:MAX_ROUGE_CHARS], _text(gt)[:MAX_ROUGE_CHARS]
     scores = _rouge_scorer().score(gt, pred)
     return _clip01(sum(scores[t].fmeasure for t in ROUGE_TYPES) / len(ROUGE_TYPES))
 
 
 def regression_reward(pred: str, gt: str) -> float:
-    """``1 - |p - g| / |g|`` clipped to [0, 1]; exact match required when g = 0 (SPEC §3)."""
+    """``1 - |p - g| / |g|`` clipped to [0, 1]; exact match required when g = 0 (docs/rewards.md)."""
     p, g = parse_number(pred), parse_number(gt)
     if p is None or g is None:
         return 0.0
@@ -120,7 +120,7 @@ def _exact(value: float) -> Fraction | None:
 
 
 def mean_relative_accuracy(pred: float, gt: float) -> float:
-    """VSI-Bench MRA: share of θ ∈ {0.50, …, 0.95} with |pred − gt| / |gt| ≤ 1 − θ (SPEC §3).
+    """VSI-Bench MRA: share of θ ∈ {0.50, …, 0.95} with |pred − gt| / |gt| ≤ 1 − θ (docs/rewards.md).
 
     Computed on exact fractions, so a relative error of exactly 0.1 passes θ = 0.90.
     """

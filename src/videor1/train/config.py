@@ -1,5 +1,5 @@
 """The RL configuration: every hyperparameter of T-GRPO / GRPO in one typed place, paper values by
-default (paper §3.2–3.3, Appendix D), every variant of the reference code a switch (SPEC §2).
+default (paper §3.2–3.3, Appendix D), every variant of the reference code a switch (docs/algorithm.md).
 
 YAML recipes in configs/ set what differs; `key=value` overrides on the command line win over
 the file (`algo.alpha=0.5 run.max_steps=10`). The resolved config is saved with each checkpoint.

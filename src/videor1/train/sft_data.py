@@ -7,7 +7,7 @@ budget (fewer frames, then fewer pixels, then skipped; never truncated). A targe
 `data.max_target_tokens` is skipped too: a truncated target would teach the model to stop before
 its answer.
 
-Labels (the reference code's SFT labelled prompt and video-pad tokens, SPEC §6): each prompt is
+Labels (the reference code's SFT labelled prompt and video-pad tokens, docs/reference.md): each prompt is
 encoded alone by the one chat builder (`models.inputs.encode`, which also expands every image /
 video pad into its vision tokens), each target (`process` + `solution` + end of turn) is tokenized
 alone and appended to its prompt's tokens, and exactly the appended positions are labelled. No
