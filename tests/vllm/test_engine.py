@@ -50,7 +50,8 @@ def teacher_forced(policy, processor, prompts, n, completions, temperature, grad
     rows = []
     for b, prompt in enumerate(prompts):
         batch = encode(processor, [prompt])
-        media = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        text = ("input_ids", "attention_mask", "mm_token_type_ids")
+        media = {k: v for k, v in batch.items() if k not in text}
         for i in range(n):
             ids, mask = completions.ids[b * n + i], completions.mask[b * n + i]
             length = int(mask.sum())
@@ -59,8 +60,8 @@ def teacher_forced(policy, processor, prompts, n, completions, temperature, grad
             with torch.set_grad_enabled(grad):
                 logits = policy(input_ids=full, attention_mask=torch.ones_like(full), mm_token_type_ids=types,
                                 **media).logits[0, -length - 1:-1].float() / temperature
-                logits = logits.masked_fill(torch.isin(torch.arange(logits.shape[-1]), torch.tensor(suppressed)),
-                                            float("-inf"))
+                vision = torch.isin(torch.arange(logits.shape[-1]), torch.tensor(suppressed))
+                logits = logits.masked_fill(vision, float("-inf"))
                 picked = torch.log_softmax(logits, -1).gather(1, ids[:length, None])[:, 0]
                 rows.append(torch.cat([picked, torch.zeros(len(ids) - length)]))
     return torch.stack(rows)
@@ -117,14 +118,16 @@ def test_weight_push_makes_the_engine_sample_from_the_updated_policy(setup):
         optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
         (-teacher_forced(policy, processor, prompts, 2, before, 1.0, grad=True).sum()).backward()
         optimizer.step()
-        moved = (teacher_forced(policy, processor, prompts, 2, before, 1.0) - before.logprobs)[before.mask == 1]
+        moved = teacher_forced(policy, processor, prompts, 2, before, 1.0) - before.logprobs
+        moved = moved[before.mask == 1]
         assert moved.abs().mean() > 20 * TOLERANCE  # the step changed the policy far beyond the tolerance
 
         stale = engine.generate(prompts, 2, sampling, seeds=[1, 2], logprobs=True)
         assert torch.equal(stale.ids, before.ids)  # the engine does not follow the policy until pushed
         engine.load_weights(policy)
         after = engine.generate(prompts, 2, sampling, seeds=[1, 2], logprobs=True)
-        diff = (after.logprobs - teacher_forced(policy, processor, prompts, 2, after, 1.0)).abs()[after.mask == 1]
+        diff = (after.logprobs - teacher_forced(policy, processor, prompts, 2, after, 1.0)).abs()
+        diff = diff[after.mask == 1]
         print(f"after a weight push: mean {diff.mean():.2e}, max {diff.max():.2e} (the step moved them by "
               f"{moved.abs().mean():.2f} on average)")
         assert diff.max() < TOLERANCE

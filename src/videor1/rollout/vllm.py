@@ -59,7 +59,8 @@ class VLLMEngine:
         path = Path(base.name_or_path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: the vllm engine needs the policy's checkpoint directory "
-                                    "(config, tokenizer and processor files); the model was not loaded from one")
+                                    "(config, tokenizer and processor files); the model was not loaded "
+                                    "from one")
         self.processor = processor
         tokenizer = processor.tokenizer
         self.pad_id = tokenizer.pad_token_id
@@ -73,7 +74,8 @@ class VLLMEngine:
 
     def generate(self, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, *,
                  seed: int | None = None, seeds: Sequence[int] | None = None, logprobs: bool = False,
-                 encoded: EncodedPrompts | None = None, stop: Callable[[], bool] | None = None) -> Completions:
+                 encoded: EncodedPrompts | None = None,
+                 stop: Callable[[], bool] | None = None) -> Completions:
         """n completions per prompt (rows b * n + i); see `videor1.rollout.base.Engine.generate`.
         `encoded` and `stop` are ignored (vLLM encodes the media itself and runs a call to its end)."""
         check_seeds(prompts, seed, seeds)
@@ -155,6 +157,9 @@ def policy_weights(model: nn.Module) -> Iterator[tuple[str, Tensor]]:
     `state_dict` (not `named_parameters`) so that a tied `lm_head.weight` is sent: vLLM does not derive
     it from the embeddings on reload."""
     base = _base(model)
+    if any(hasattr(p, "ds_id") for p in base.parameters()):  # DeepSpeed ZeRO-3: each rank holds a shard
+        raise NotImplementedError("the vllm engine needs the full weights on each process: DeepSpeed ZeRO-3 "
+                                  "partitions them; use ZeRO-1/2, DDP or FSDP2")
     deltas = {}
     if base is not model:  # peft: the base's LoRA layers hold base_layer + lora_A / lora_B
         from peft.tuners.lora import LoraLayer
