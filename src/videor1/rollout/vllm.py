@@ -12,7 +12,7 @@ and the weights swappable.
 Prompts go in as text plus media, through the checkpoint's own processor inside vLLM: the chat text of
 `videor1.models.inputs.chat_text`, a video as its sampled frames with their metadata (fps, source frame
 indices, `do_sample_frames=False`, no resize), an image as the resized picture. The prompt token ids are
-then the HF processor's (checked in tests/vllm). A shuffled T-GRPO group is the same text with the
+then the HF processor's (checked in tests/vllm_engine). A shuffled T-GRPO group is the same text with the
 permuted frames.
 
 Random streams: vLLM seeds each request's sampler. A prompt's n completions are n child requests

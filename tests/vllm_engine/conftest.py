@@ -1,5 +1,7 @@
 """The vLLM tests (marker `vllm`): they need vllm, i.e. the second environment .venv-vllm built by
-scripts/setup_vllm.sh (scripts/test.sh runs them there), and are skipped where it does not import."""
+scripts/setup_vllm.sh (scripts/test.sh runs them there), and are skipped where it does not import.
+The folder is not called `vllm`: tests/ is on sys.path, and a tests/vllm folder imports as a namespace
+package named vllm wherever the real one is not installed."""
 
 from __future__ import annotations
 
