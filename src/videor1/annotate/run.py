@@ -33,7 +33,7 @@ from videor1.eval.progress import eval_progress
 from videor1.eval.results import ResultLog, check_settings
 from videor1.eval.runner import media_config
 from videor1.media.errors import MediaError
-from videor1.media.loader import PIXELS
+from videor1.media.sampling import EVAL_MAX_PIXELS, EVAL_MIN_PIXELS
 from videor1.media.shuffle import sample_seed
 from videor1.models.inputs import Prompt
 from videor1.prompts import load_template
@@ -62,8 +62,8 @@ class AnnotateConfig(BaseModel):
     template: str = Field(default="video-r1", description="Prompt preset or file; the paper annotates with the "
                                                           "training prompt (Figure 11), video-r1.")
     frames: int = Field(default=32, ge=2, description="Frames per video shown to the teacher.")
-    max_pixels: int = Field(default=256 * PIXELS, ge=1, description="Max pixels per frame or image.")
-    min_pixels: int = Field(default=16 * PIXELS, ge=1, description="Min pixels per frame.")
+    max_pixels: int = Field(default=EVAL_MAX_PIXELS, ge=1, description="Max pixels per frame or image.")
+    min_pixels: int = Field(default=EVAL_MIN_PIXELS, ge=1, description="Min pixels per frame.")
     sampling: SamplingConfig = Field(default_factory=eval_sampling, description="Teacher decoding; default the "
                                      "paper's evaluation decoding (temperature 0.01, top_p 0.001), 1024 tokens.")
     threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Keep a response whose accuracy reward is "

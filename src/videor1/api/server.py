@@ -32,7 +32,8 @@ from videor1.api.content import MediaPolicy, request_prompt
 from videor1.api.protocol import (APIError, AssistantMessage, ChatRequest, ChatResponse, Choice, ChoiceLogprobs,
                                   ModelCard, ModelList, TokenLogprob, Usage)
 from videor1.eval.generate import Dtype, HFGenerator, vision_factor
-from videor1.media.loader import PIXELS, MediaConfig
+from videor1.media.loader import MediaConfig
+from videor1.media.sampling import EVAL_MAX_PIXELS, EVAL_MIN_PIXELS
 from videor1.models.inputs import Prompt
 from videor1.rollout.base import SamplingConfig
 
@@ -42,8 +43,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_MAX_REQUEST_BYTES = 256 * 2**20
 
 
-def server_media(model_dir: str | Path, frames: int = 32, max_pixels: int = 256 * PIXELS,
-                 min_pixels: int = 16 * PIXELS) -> MediaConfig:
+def server_media(model_dir: str | Path, frames: int = 32, max_pixels: int = EVAL_MAX_PIXELS,
+                 min_pixels: int = EVAL_MIN_PIXELS) -> MediaConfig:
     """The server's decoding: `frames` per video, the evaluation's pixel bounds, the checkpoint's factor."""
     from videor1.eval.runner import media_config
 

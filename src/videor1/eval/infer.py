@@ -10,7 +10,7 @@ from videor1.data.records import EvalRecord
 from videor1.eval.generate import Dtype, Generator, HFGenerator, eval_sampling, record_prompt, vision_factor
 from videor1.eval.importers import lettered
 from videor1.eval.runner import media_config
-from videor1.media.loader import PIXELS
+from videor1.media.sampling import EVAL_MAX_PIXELS, EVAL_MIN_PIXELS
 from videor1.prompts import load_template
 from videor1.rewards import extract_answer
 from videor1.rollout.base import SamplingConfig
@@ -34,8 +34,8 @@ def split_output(output: str) -> tuple[str | None, str | None]:
 
 def infer(model_dir: str | Path | None, question: str, video: str | Path | None = None,
           image: str | Path | None = None, problem_type: str = "free-form", options: list[str] | None = None,
-          template: str = "video-r1", frames: int = 32, max_pixels: int = 256 * PIXELS,
-          min_pixels: int = 16 * PIXELS, sampling: SamplingConfig | None = None, seed: int = 0,
+          template: str = "video-r1", frames: int = 32, max_pixels: int = EVAL_MAX_PIXELS,
+          min_pixels: int = EVAL_MIN_PIXELS, sampling: SamplingConfig | None = None, seed: int = 0,
           dtype: Dtype = "auto", device: str | None = None, generator: Generator | None = None) -> InferResult:
     """Ask `question` about the video or the image (exactly one) and return the reasoning and the answer."""
     if (video is None) == (image is None):

@@ -36,7 +36,8 @@ from videor1.eval.results import ResultLog, check_settings
 from videor1.eval.scoring import SampleResult, aggregate, sample_result, temporal_reliance
 from videor1.media.cache import FrameCache
 from videor1.media.errors import MediaError
-from videor1.media.loader import PIXELS, MediaConfig
+from videor1.media.loader import MediaConfig
+from videor1.media.sampling import EVAL_MAX_PIXELS, EVAL_MIN_PIXELS, IMAGE_MIN_PIXELS
 from videor1.media.shuffle import ShuffleMode, apply_permutation, sample_seed, shuffle_permutation
 from videor1.models.inputs import Prompt
 from videor1.prompts import PromptTemplate, build_question, load_template
@@ -59,7 +60,7 @@ def media_config(frames: int, min_pixels: int, max_pixels: int, factor: int = 28
                  ) -> MediaConfig:
     """Evaluation media: `frames` per video, frames and images at most `max_pixels`."""
     return MediaConfig(nframes=frames, video_min_pixels=min_pixels, video_max_pixels=max_pixels,
-                       image_min_pixels=min(4 * PIXELS, max_pixels), image_max_pixels=max_pixels, factor=factor,
+                       image_min_pixels=min(IMAGE_MIN_PIXELS, max_pixels), image_max_pixels=max_pixels, factor=factor,
                        cache_dir=cache_dir)
 
 
@@ -84,9 +85,9 @@ class EvalConfig(BaseModel):
         "such an item is a bad record).")
     out_dir: Path = Field(description="Where the per-sample JSONL, summary JSON and Markdown go.")
     frames: int = Field(default=32, ge=2, description="Frames per video (paper: 16-64 at evaluation).")
-    max_pixels: int = Field(default=256 * PIXELS, ge=1, description="Max pixels per frame / image "
+    max_pixels: int = Field(default=EVAL_MAX_PIXELS, ge=1, description="Max pixels per frame / image "
                                                                     "(paper: 256·28·28 at evaluation).")
-    min_pixels: int = Field(default=16 * PIXELS, ge=1, description="Min pixels per frame (set explicitly: "
+    min_pixels: int = Field(default=EVAL_MIN_PIXELS, ge=1, description="Min pixels per frame (set explicitly: "
                                                                    "the processor default upsizes small videos).")
     template: str = Field(default="video-r1-eval", description="Prompt preset (video-r1, video-r1-eval, "
                                                                 "plain) or a template file.")

@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from videor1.media.errors import BadGeometry, EmptyMedia, MediaNotFound, UnreadableImage
-from videor1.media.sampling import geometry_problem, smart_resize
+from videor1.media.sampling import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, geometry_problem, smart_resize
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -20,7 +20,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_image(path: str | Path, min_pixels: int = 4 * 28 * 28, max_pixels: int = 16384 * 28 * 28,
+def read_image(path: str | Path, min_pixels: int = QWEN_MIN_PIXELS, max_pixels: int = QWEN_MAX_PIXELS,
                factor: int = 28) -> Image.Image:
     """The image at `path` as RGB, turned upright by its EXIF orientation (as transformers' loader does),
     resized (bicubic) to smart_resize(height, width, factor, min_pixels, max_pixels).

@@ -20,13 +20,11 @@ from videor1.data.records import Record
 from videor1.media.cache import FrameCache, load_clip
 from videor1.media.errors import MediaError
 from videor1.media.image import read_image
-from videor1.media.sampling import FrameSampling
+from videor1.media.sampling import IMAGE_MAX_PIXELS, IMAGE_MIN_PIXELS, TRAIN_PIXELS, FrameSampling
 from videor1.media.shuffle import ShuffleMode
 from videor1.media.video import Clip
 
 log = logging.getLogger(__name__)
-
-PIXELS = 28 * 28
 
 
 class MediaConfig(BaseModel):
@@ -42,11 +40,11 @@ class MediaConfig(BaseModel):
     fps: float = Field(default=2.0, description="Frames per second to sample when nframes is None (Qwen: 2).")
     min_frames: int = Field(default=4, description="At least this many frames when sampling by fps.")
     max_frames: int = Field(default=768, description="At most this many frames when sampling by fps.")
-    video_min_pixels: int = Field(default=128 * PIXELS, description="Minimum pixels per video frame.")
-    video_max_pixels: int = Field(default=128 * PIXELS, description="Maximum pixels per video frame (paper: "
+    video_min_pixels: int = Field(default=TRAIN_PIXELS, description="Minimum pixels per video frame.")
+    video_max_pixels: int = Field(default=TRAIN_PIXELS, description="Maximum pixels per video frame (paper: "
                                   "128·28·28).")
-    image_min_pixels: int = Field(default=4 * PIXELS, description="Minimum pixels per image.")
-    image_max_pixels: int = Field(default=1024 * PIXELS, description="Maximum pixels per image.")
+    image_min_pixels: int = Field(default=IMAGE_MIN_PIXELS, description="Minimum pixels per image.")
+    image_max_pixels: int = Field(default=IMAGE_MAX_PIXELS, description="Maximum pixels per image.")
     factor: int = Field(default=28, description="Side multiple: patch size x merge size (28 Qwen2/2.5-VL, 32 "
                                                 "Qwen3-VL).")
     shuffle: ShuffleMode = Field(default="temporal_patch", description="How T-GRPO shuffles frames: "

@@ -21,6 +21,14 @@ FPS_MAX_FRAMES = 768
 MAX_RATIO = 200  # Qwen refuses images and frames more elongated than this
 MAX_SIDE = 16384  # larger video frames are treated as broken metadata, not as content to decode
 
+# Pixel budgets, in units of one merged vision token's area (Qwen2/2.5-VL: 14-pixel patches merged 2x2).
+PIXELS = 28 * 28
+TRAIN_PIXELS = 128 * PIXELS  # per training frame (paper: at most 128·28·28)
+EVAL_MAX_PIXELS = 256 * PIXELS  # per frame or image at evaluation and inference (paper: 256·28·28)
+EVAL_MIN_PIXELS = 16 * PIXELS  # set explicitly: the processor's default upsizes small videos
+IMAGE_MIN_PIXELS, IMAGE_MAX_PIXELS = 4 * PIXELS, 1024 * PIXELS  # training images
+QWEN_MIN_PIXELS, QWEN_MAX_PIXELS = 4 * PIXELS, 16384 * PIXELS  # qwen-vl-utils' own defaults
+
 
 def _round_by(x: float, factor: int) -> int:
     # Python's round (half to even), exactly as qwen-vl-utils, so ties land on the same multiple.
@@ -46,8 +54,8 @@ def geometry_problem(height: int, width: int, max_side: int | None = MAX_SIDE) -
     return None
 
 
-def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 4 * 28 * 28,
-                 max_pixels: int = 16384 * 28 * 28) -> tuple[int, int]:
+def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = QWEN_MIN_PIXELS,
+                 max_pixels: int = QWEN_MAX_PIXELS) -> tuple[int, int]:
     """(height, width) snapped to multiples of `factor`, with height * width in [min_pixels, max_pixels]
     where possible, aspect ratio kept.
 
@@ -94,8 +102,8 @@ class FrameSampling:
     max_frames: int = FPS_MAX_FRAMES
     start: float | None = None
     end: float | None = None
-    min_pixels: int = 128 * 28 * 28
-    max_pixels: int = 128 * 28 * 28
+    min_pixels: int = TRAIN_PIXELS
+    max_pixels: int = TRAIN_PIXELS
     factor: int = 28
     total_pixels: int | None = None
 
