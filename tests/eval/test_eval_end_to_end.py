@@ -16,7 +16,15 @@ from eval_factories import PIXELS
 
 from videor1.eval import EvalConfig, eval_sampling, run_suite
 from videor1.eval.infer import split_output
-from videor1.rewards import accuracy_reward, extract_answer, mean_relative_accuracy, parse_number
+from videor1.rewards import (
+    extract_answer,
+    free_form_reward,
+    mean_relative_accuracy,
+    multiple_choice_reward,
+    numerical_reward,
+    ocr_reward,
+    parse_number,
+)
 
 pytestmark = pytest.mark.slow
 CHILD = Path(__file__).with_name("eval_child.py")
@@ -46,9 +54,13 @@ def expected_score(output: str, rec: dict) -> float:
     if rec["problem_type"] == "regression":
         pred = parse_number(answer)
         return mean_relative_accuracy(pred, parse_number(rec["solution"])) if pred is not None else 0.0
-    tagged = f"<answer>{answer}</answer>"
-    reward = accuracy_reward(tagged, rec["solution"], rec["problem_type"], rec["options"])
-    return float(reward >= 0.5) if rec["problem_type"] in ("OCR", "free-form") else reward
+    truth = extract_answer(rec["solution"])
+    if rec["problem_type"] == "multiple choice":
+        return multiple_choice_reward(answer, truth, rec["options"])
+    if rec["problem_type"] == "numerical":
+        return numerical_reward(answer, truth)
+    reward = (ocr_reward if rec["problem_type"] == "OCR" else free_form_reward)(answer, truth)
+    return float(reward >= 0.5)
 
 
 def test_tiny_model_on_the_synthetic_split_with_temporal_reliance(eval_workspace, tmp_path):
