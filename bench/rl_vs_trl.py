@@ -232,9 +232,9 @@ def run_trl(data: Path, model_dir: Path, out: Path, args) -> list[dict]:
 
     config = GRPOConfig(output_dir=str(out), per_device_train_batch_size=PROMPTS * G, num_generations=G,
                         max_completion_length=NEW_TOKENS, beta=BETA, temperature=1.0, learning_rate=1e-6,
-                        max_steps=args.steps + 1, logging_steps=1, save_strategy="no", report_to="none",
-                        use_cpu=True, bf16=False, fp16=False, seed=0, dataloader_num_workers=0,
-                        remove_unused_columns=False, disable_tqdm=True,
+                        max_steps=args.steps + 1, logging_steps=args.steps + 1, save_strategy="no",
+                        report_to="none", use_cpu=True, bf16=False, fp16=False, seed=0,
+                        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True,
                         gradient_checkpointing=False)  # TRL's default is on; off like videor1's here
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32,
                                                                attn_implementation="sdpa")
