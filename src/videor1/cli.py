@@ -391,7 +391,7 @@ def eval_judge(
     """Paper §4.5: ask a judge model whether each video response reasons over time; % per benchmark and condition.
 
     Resumable: verdicts go to DIR/judge/; a run again asks only what has no verdict. Writes judge.json and judge.md."""
-    from videor1.api.client import ChatClient, EndpointError
+    from videor1.rollout.chat import ChatClient, EndpointError
     from videor1.eval import BENCHMARKS
     from videor1.eval.judge import JudgeConfig, run_judge
 
@@ -435,7 +435,8 @@ def infer_command(
     """Ask one question about a video or an image; print the model's reasoning and its answer."""
     from videor1.data.records import PROBLEM_TYPES
     from videor1.eval import eval_sampling
-    from videor1.api.client import ChatClient, EndpointError, EndpointGenerator, env_api_key
+    from videor1.eval.generate import endpoint_generator
+    from videor1.rollout.chat import EndpointError
     from videor1.eval.infer import infer
     from videor1.media.errors import MediaError
 
@@ -445,8 +446,7 @@ def infer_command(
         _fail(f"--type must be one of {', '.join(PROBLEM_TYPES)}, got {problem_type!r}")
     try:
         sampling = eval_sampling(max_new_tokens, greedy)
-        generator = None if endpoint is None else EndpointGenerator(
-            ChatClient(endpoint, endpoint_model, env_api_key()), sampling)
+        generator = None if endpoint is None else endpoint_generator(endpoint, endpoint_model, sampling)
         result = infer(model, question, video=video, image=image, problem_type=problem_type, options=options,
                        template=template, frames=frames, max_pixels=max_pixels, sampling=sampling, dtype=dtype,
                        device=device, generator=generator)
@@ -516,7 +516,7 @@ def annotate_command(
 
     from videor1.data import DataFileError
     from videor1.annotate import REASONS, AnnotateConfig, annotate
-    from videor1.api.client import EndpointError
+    from videor1.rollout.chat import EndpointError
     from videor1.eval import eval_sampling
 
     try:

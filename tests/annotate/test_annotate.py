@@ -211,8 +211,9 @@ def test_the_endpoint_teacher_sends_each_prompt_with_the_api_key(train_file, tmp
 
     cfg = config(train_file, tmp_path / "cot.json", endpoint="http://teacher", endpoint_model="m")
     teacher = make_teacher(cfg)
-    teacher.client.http = httpx.Client(base_url=teacher.client.base_url, headers=teacher.client.http.headers,
-                                       transport=httpx.MockTransport(server))
+    client = teacher.engine.client  # the endpoint engine's
+    client.http = httpx.Client(base_url=client.base_url, headers=client.http.headers,
+                               transport=httpx.MockTransport(server))
     result = annotate(cfg, teacher, show_progress=False)
     rows = {row["id"]: row for row in journal_lines(result.paths.journal)}
     assert {i: row["reason"] or "kept" for i, row in rows.items()} == expected

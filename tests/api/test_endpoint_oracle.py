@@ -14,17 +14,17 @@ from api_support import PIXELS, api_media, running, serve_command
 from rl_support import supervise
 from typer.testing import CliRunner
 
-from videor1.api.client import ChatClient, EndpointGenerator
-from videor1.api.protocol import prompt_messages
 from videor1.api.server import create_app
 from videor1.cli import app as cli
 from videor1.data.loading import load_records
 from videor1.data.records import EvalRecord
 from videor1.eval import EvalConfig, HFGenerator, eval_sampling, run_suite
-from videor1.eval.generate import record_prompt
+from videor1.eval.generate import EngineGenerator, record_prompt
 from videor1.eval.infer import infer
-from videor1.models.inputs import Prompt, encode
+from videor1.models.inputs import Prompt
 from videor1.prompts import load_template
+from videor1.rollout.chat import ChatClient
+from videor1.rollout.endpoint import EndpointEngine, prompt_messages
 
 pytestmark = pytest.mark.slow
 GREEDY = eval_sampling(32, greedy=True)
@@ -55,7 +55,7 @@ def test_the_endpoint_answers_what_the_local_model_answers(trained, endpoint, pr
     batched = local(prompts, seed=0)
     alone = [local([p], seed=0)[0] for p in prompts]
     with ChatClient(endpoint, concurrency=3) as client:
-        served = EndpointGenerator(client, GREEDY)(prompts, seed=0)
+        served = EngineGenerator(EndpointEngine(client), GREEDY)(prompts, seed=0)
     assert [g.text for g in served] == [g.text for g in alone] == [g.text for g in batched]
     assert [g.tokens for g in served] == [g.tokens for g in alone]
     assert {p.video is not None for p in prompts} == {True, False}
@@ -63,7 +63,7 @@ def test_the_endpoint_answers_what_the_local_model_answers(trained, endpoint, pr
 
 
 def local_logprobs(generator: HFGenerator, prompt: Prompt) -> list[float]:
-    out = generator.engine.generate(encode(generator.processor, [prompt]), 1, GREEDY, seed=0, logprobs=True)
+    out = generator.engine.generate([prompt], 1, GREEDY, seed=0, logprobs=True)
     return out.logprobs[0, :int(out.lengths[0])].tolist()
 
 

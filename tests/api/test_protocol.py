@@ -9,12 +9,12 @@ from api_support import PIXELS, api_media
 from PIL import Image
 
 from videor1.api.content import MediaPolicy, confined_path, load_part, request_prompt
-from videor1.api.protocol import (APIError, ChatRequest, ImagePart, VideoPart, encode_mp4, image_data_url,
-                                  prompt_messages, video_data_url)
+from videor1.api.protocol import APIError, ChatRequest, ImagePart, VideoPart
 from videor1.media.image import read_image
 from videor1.media.sampling import FrameSampling
 from videor1.media.video import Clip, VideoInfo, read_video
 from videor1.models.inputs import Prompt
+from videor1.rollout.endpoint import encode_mp4, image_data_url, prompt_messages, video_data_url
 
 
 def noise_clip(frames: int = 8, height: int = 56, width: int = 84, fps: float = 8 / 247 * 29.97) -> Clip:

@@ -12,8 +12,6 @@ import httpx
 import pytest
 from api_support import LIMIT, api_media
 
-from videor1.api.client import ChatClient
-from videor1.api.protocol import prompt_messages
 from videor1.api.server import serve
 from videor1.data.loading import load_records
 from videor1.data.records import EvalRecord
@@ -21,6 +19,8 @@ from videor1.eval.generate import record_prompt
 from videor1.models.inputs import Prompt, encode
 from videor1.models.loading import load_processor
 from videor1.prompts import load_template
+from videor1.rollout.chat import ChatClient
+from videor1.rollout.endpoint import prompt_messages
 
 
 @pytest.fixture(scope="module")

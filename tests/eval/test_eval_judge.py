@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from eval_factories import mc, said, scored
 
-from videor1.api.client import ChatClient
 from videor1.eval.judge import collect_items, judge_messages, parse_verdict, run_judge
 from videor1.eval.results import SettingsMismatch
+from videor1.rollout.chat import ChatClient
 
 
 @pytest.mark.parametrize(("reply", "verdict"), [

@@ -132,7 +132,7 @@ class Outage(Oracle):
         self.status, self.healed = status, False
 
     def __call__(self, prompts, seed):
-        from videor1.api.client import EndpointError
+        from videor1.rollout.chat import EndpointError
 
         if not self.healed and self.poison & {re.match(r"\[(\w+)\]", p.text).group(1) for p in prompts}:
             raise EndpointError("server says no", self.status)

@@ -11,6 +11,7 @@ import torch
 from rl_support import rl_overrides
 from typer.testing import CliRunner
 
+from videor1.algo.importance import rollout_parity
 from videor1.cli import app
 from videor1.data import load_records
 from videor1.media import read_image, read_video
@@ -20,7 +21,7 @@ from videor1.models.loading import ModelOptions, load_model, load_processor
 from videor1.models.logprobs import sequence_logprobs
 from videor1.models.tiny import build_tiny_from_records
 from videor1.models.vision import encode_vision
-from videor1.rollout import HFEngine, SamplingConfig
+from videor1.rollout import EncodedPrompts, HFEngine, RolloutConfig, SamplingConfig
 from videor1.train.config import load_config
 from videor1.train.data import QuestionSource
 from videor1.train.rl import train
@@ -54,12 +55,19 @@ def test_generation_logprobs_equal_the_training_forward(tiny_dirs, arch):
     batch = encode(processor, prompts)
     with torch.no_grad():
         vision = encode_vision(model, batch)
-        out = HFEngine(model, processor).generate(batch, 3, SamplingConfig(temperature=0.7, max_new_tokens=12),
-                                                  vision, seed=1, logprobs=True)
+        out = HFEngine(model, processor).generate(prompts, 3, SamplingConfig(temperature=0.7, max_new_tokens=12),
+                                                  seed=1, logprobs=True, encoded=EncodedPrompts(batch, vision))
         logps = sequence_logprobs(model, batch, out.ids, out.mask, 3, 0.7, vision)
+        # an engine that lost the media (the bug verl PR #7802 fixed): same tokens, scored without them
+        blind = HFEngine(model, processor).generate([Prompt(p.text) for p in prompts], 3,
+                                                    SamplingConfig(temperature=0.7, max_new_tokens=12), seed=1,
+                                                    logprobs=True)
+        blind_logps = sequence_logprobs(model, batch, blind.ids, blind.mask, 3, 0.7, vision)
     assert out.mask.sum() > 9  # something was generated
-    difference = ((logps - out.logprobs) * out.mask).abs().max().item()
-    assert difference < 1e-5, difference
+    parity = rollout_parity(out.logprobs, logps, out.mask)
+    assert parity.max_abs < 1e-5 and abs(parity.kl) < 1e-9, parity
+    wrong = rollout_parity(blind.logprobs, blind_logps, blind.mask)
+    assert wrong.kl > RolloutConfig().parity_warn_kl and wrong.mean_abs > 0.05, wrong
 
 
 def test_prompts_over_budget_get_fewer_frames_then_are_skipped(tiny_dirs, caplog):

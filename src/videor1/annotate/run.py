@@ -4,7 +4,7 @@ records → prompts with media (the CoT prompt, `video-r1`: paper Figure 11) →
 → `judge` each response → journal line → at the end, the COT file and the report from the journal.
 
 The teacher is a local checkpoint (`HFGenerator`) or an OpenAI-compatible endpoint
-(`videor1.api.client.EndpointGenerator`); both answer a batch of prompts, so one code path serves both.
+(`videor1.eval.generate.endpoint_generator`); both answer a batch of prompts, so one code path serves both.
 Batches are fixed slices of the input order and a batch cut by a kill is generated again whole, so a
 resumed run gives every record the batch (padding, seed) of an uninterrupted run. A batch that raises
 is retried record by record (`generate_each`); a record that still fails is journaled as
@@ -27,8 +27,16 @@ from videor1.annotate.decide import Decision, failure, judge
 from videor1.annotate.report import AnnotateReport, build_report, write_report
 from videor1.data.loading import load_records, relocated_path, require_records, write_records
 from videor1.data.records import Record
-from videor1.eval.generate import (Dtype, Generator, HFGenerator, eval_sampling, generate_each, record_prompt,
-                                   vision_factor)
+from videor1.eval.generate import (
+    Dtype,
+    Generator,
+    HFGenerator,
+    endpoint_generator,
+    eval_sampling,
+    generate_each,
+    record_prompt,
+    vision_factor,
+)
 from videor1.eval.progress import eval_progress
 from videor1.eval.results import ResultLog, check_settings
 from videor1.eval.runner import media_config
@@ -130,11 +138,7 @@ def make_teacher(config: AnnotateConfig) -> Generator:
     """The local checkpoint or the endpoint, behind the same `Generator` protocol."""
     if config.teacher is not None:
         return HFGenerator(config.teacher, config.sampling, config.dtype, config.device)
-    from videor1.api.client import ChatClient, EndpointGenerator, env_api_key
-
-    client = ChatClient(config.endpoint, model=config.endpoint_model, api_key=env_api_key(),
-                        concurrency=config.concurrency)
-    return EndpointGenerator(client, config.sampling)
+    return endpoint_generator(config.endpoint, config.endpoint_model, config.sampling, config.concurrency)
 
 
 def check_unique_ids(records: list[Record], source: Path) -> None:
@@ -187,7 +191,7 @@ def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_prog
     """
     started = time.perf_counter()
     if teacher is None:
-        from videor1.api.client import with_served_model
+        from videor1.rollout.chat import with_served_model
 
         config = with_served_model(config)
     paths = AnnotatePaths.of(config.out)

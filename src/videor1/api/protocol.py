@@ -1,28 +1,16 @@
-"""The OpenAI chat-completions wire format as videor1 speaks it, server and client alike.
+"""The OpenAI chat-completions wire format as videor1's server speaks it.
 
 Requests carry one conversation; a content part is text, an image (`image_url`) or a video
 (`video_url`, vLLM's extension), each media URL a base64 `data:` URL or a local path. Errors have
-OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`.
-
-`prompt_messages` turns our own `Prompt` into such messages. Its media are already sampled and
-resized (videor1.media), so they travel losslessly: images as PNG, clips as RGB H.264 at quantiser 0
-(libx264rgb) at the clip's sampled fps. A server that decodes them with the same frame count and pixel
-bounds (`videor1 serve --frames N`) sees exactly the frames the client prepared, and the same fps.
+OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`. The client side, our `Prompt` as
+such messages, is `videor1.rollout.endpoint.prompt_messages`.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-from fractions import Fraction
 from typing import Annotated, Literal
 
-import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from videor1.media.video import Clip
-from videor1.models.inputs import Prompt
 
 # --- errors ---------------------------------------------------------------------------------------
 
@@ -189,65 +177,3 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
-
-
-# --- our prompts as messages ----------------------------------------------------------------------
-
-_FPS_DENOMINATOR = 65535  # the clip's fps as a fraction: exact for the rates our sampling produces
-
-
-def data_url(mime: str, data: bytes) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def image_data_url(image: Image.Image) -> str:
-    """A PNG data URL of `image` (lossless)."""
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
-    return data_url("image/png", buffer.getvalue())
-
-
-def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
-    """(T, H, W, 3) uint8 RGB frames as an mp4 at `fps`, losslessly: H.264 in RGB (libx264rgb), qp 0.
-
-    Decoding it back (`videor1.media.video.read_video`, T frames, the same pixel bounds) returns the
-    same bytes. Raises RuntimeError when this FFmpeg build has no libx264rgb.
-    """
-    import av
-
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
-    if "libx264rgb" not in av.codecs_available:
-        raise RuntimeError("this PyAV/FFmpeg build has no libx264rgb encoder: cannot send clips losslessly")
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264rgb", rate=Fraction(fps).limit_denominator(_FPS_DENOMINATOR))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "rgb24"
-        stream.options = {"qp": "0", "preset": "veryfast"}
-        for pixels in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")))
-        container.mux(stream.encode())
-    return buffer.getvalue()
-
-
-def video_data_url(clip: Clip) -> str:
-    """The clip's frames as a lossless mp4 data URL at its sampled fps (see `encode_mp4`)."""
-    return data_url("video/mp4", encode_mp4(clip.frames, clip.sampled_fps))
-
-
-def prompt_messages(prompt: Prompt) -> list[dict]:
-    """`prompt` as chat-completions messages, in the order `Prompt.messages` gives the chat template:
-    the system message if any, then one user turn with the image or video first, then the text.
-
-    A Qwen2.5-VL server decoding the clip gets the same frames and `second_per_grid_ts`. Qwen3-VL's
-    timestamps come out evenly spaced there (i / fps), where a local run uses the source frames' own
-    times: close, not identical.
-    """
-    content: list[dict] = []
-    if prompt.image is not None:
-        content.append({"type": "image_url", "image_url": {"url": image_data_url(prompt.image)}})
-    if prompt.video is not None:
-        content.append({"type": "video_url", "video_url": {"url": video_data_url(prompt.video)}})
-    content.append({"type": "text", "text": prompt.text})
-    system = [] if prompt.system is None else [{"role": "system", "content": prompt.system}]
-    return [*system, {"role": "user", "content": content}]

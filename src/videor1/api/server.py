@@ -107,16 +107,18 @@ class ChatService:
                  ) -> Completion:
         """One completion of `prompt` through the checkpoint's processor and HFEngine."""
         from videor1.models.inputs import encode
+        from videor1.rollout.base import EncodedPrompts
 
         generator = self.generator
         with self.lock:  # one generation at a time; the processor's tokenizer is not thread-safe either
-            batch = encode(generator.processor, [prompt]).to(generator.device)
-            out = generator.engine.generate(batch, 1, sampling, seed=seed, logprobs=logprobs)
+            batch = encode(generator.engine.processor, [prompt]).to(generator.engine.device)
+            out = generator.engine.generate([prompt], 1, sampling, seed=seed, logprobs=logprobs,
+                                            encoded=EncodedPrompts(batch))
         tokens = int(out.lengths[0])
         ids = out.ids[0, :tokens].tolist()
         values = None
         if logprobs:  # (1, T) -> the response's tokens, the end token included
-            decode = generator.processor.tokenizer.decode
+            decode = generator.engine.processor.tokenizer.decode
             values = [(decode([i]), float(v)) for i, v in zip(ids, out.logprobs[0, :tokens].tolist(), strict=True)]
         return Completion(text=out.texts[0], prompt_tokens=int(batch["input_ids"].shape[1]), tokens=tokens,
                           finished=bool(ids) and ids[-1] in generator.engine.eos_ids, logprobs=values)
@@ -127,7 +129,7 @@ class ChatService:
         if cuts:
             done.text, done.finished = done.text[:min(cuts)], True
             with self.lock:
-                done.tokens = len(self.generator.processor.tokenizer(done.text, add_special_tokens=False).input_ids)
+                done.tokens = len(self.generator.engine.processor.tokenizer(done.text, add_special_tokens=False).input_ids)
 
     def models(self) -> dict:
         return ModelList(data=[ModelCard(id=self.name, created=self.created)]).model_dump()

@@ -1,8 +1,8 @@
 """Answers for a batch of prompts: the evaluation's one call into a model.
 
-`HFGenerator` processes the prompts with the checkpoint's processor (`videor1.models.inputs.encode`)
-and samples one response each through the same `HFEngine` that training rolls out with. The runner
-sees only `Generator`: a list of prompts and a seed in, one `Generation` per prompt out.
+`EngineGenerator` asks any generation engine (`videor1.rollout`: the local checkpoint's `hf` engine,
+the one training rolls out with, or an `endpoint`) for one response per prompt. The runner sees only
+`Generator`: a list of prompts and a seed in, one `Generation` per prompt out.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from videor1.data.records import Record
 from videor1.media.cache import FrameCache
@@ -18,11 +18,10 @@ from videor1.media.loader import MediaConfig, load_media
 from videor1.media.shuffle import sample_seed
 from videor1.models.inputs import Prompt
 from videor1.prompts import PromptTemplate, build_question
-from videor1.rollout.base import SamplingConfig
+from videor1.rollout.base import Engine, SamplingConfig
+from videor1.rollout.hf import Dtype, HFEngine
 
 log = logging.getLogger(__name__)
-
-Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 def eval_sampling(max_new_tokens: int = 1024, greedy: bool = False) -> SamplingConfig:
@@ -78,34 +77,35 @@ def generate_each(generator: Generator, prompts: list[Prompt], ids: list[str], s
     return results
 
 
-def pick_device(device: str | None = None) -> str:
-    import torch
+class EngineGenerator:
+    """The evaluation's `Generator` over a generation engine: one response per prompt, the call seeded
+    (repeatable: the same batch and seed give the same answers)."""
 
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+    def __init__(self, engine: Engine, sampling: SamplingConfig):
+        self.engine, self.sampling = engine, sampling
+
+    def __call__(self, prompts: list[Prompt], seed: int) -> list[Generation]:
+        out = self.engine.generate(prompts, 1, self.sampling, seed=seed)
+        return [Generation(text, int(n)) for text, n in zip(out.texts, out.lengths.tolist(), strict=True)]
 
 
-class HFGenerator:
-    """A local checkpoint (real Qwen-VL or tiny) generating with `HFEngine`."""
+def endpoint_generator(endpoint: str, model: str | None, sampling: SamplingConfig, concurrency: int = 4
+                       ) -> EngineGenerator:
+    """An OpenAI-compatible server through the `endpoint` engine (its API key from $VIDEOR1_API_KEY, else
+    $OPENAI_API_KEY; `model` None: the server's first)."""
+    from videor1.rollout.chat import ChatClient, env_api_key
+    from videor1.rollout.endpoint import EndpointEngine
+
+    client = ChatClient(endpoint, model, env_api_key(), concurrency=concurrency)
+    return EngineGenerator(EndpointEngine(client), sampling)
+
+
+class HFGenerator(EngineGenerator):
+    """A local checkpoint (real Qwen-VL or tiny) through the `hf` engine."""
 
     def __init__(self, model_dir: str | Path, sampling: SamplingConfig, dtype: Dtype = "auto",
                  device: str | None = None):
-        from videor1.models.loading import ModelOptions, load_model, load_processor
-        from videor1.rollout.hf import HFEngine
-
-        self.device = pick_device(device)
-        if dtype == "auto":  # bfloat16 is the paper's dtype; on a CPU it is slow and gains nothing
-            dtype = "float32" if self.device == "cpu" else "bfloat16"
-        self.processor = load_processor(model_dir)
-        model = load_model(ModelOptions(path=Path(model_dir), dtype=dtype), self.device)
-        self.engine = HFEngine(model.eval(), self.processor)
-        self.sampling = sampling
-
-    def __call__(self, prompts: list[Prompt], seed: int) -> list[Generation]:
-        from videor1.models.inputs import encode
-
-        batch = encode(self.processor, prompts).to(self.device)
-        out = self.engine.generate(batch, 1, self.sampling, seed=seed)
-        return [Generation(text, int(n)) for text, n in zip(out.texts, out.lengths.tolist(), strict=True)]
+        super().__init__(HFEngine.from_checkpoint(model_dir, dtype, device), sampling)
 
 
 def vision_factor(model_dir: str | Path | None) -> int:

@@ -37,7 +37,7 @@ from videor1.eval.results import ResultLog, check_settings
 from videor1.eval.scoring import SampleResult
 
 if TYPE_CHECKING:
-    from videor1.api.client import ChatClient
+    from videor1.rollout.chat import ChatClient
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def judge_markdown(report: dict, level: int = 2) -> str:
 def run_judge(results_dir: str | Path, client: ChatClient, config: JudgeConfig | None = None) -> dict:
     """Judge every video response of `results_dir` not judged yet; write judge.json, judge.md, report.md.
 
-    `client`: a `videor1.api.client.ChatClient` (or anything with its `model` and `chat_many`).
+    `client`: a `videor1.rollout.chat.ChatClient` (or anything with its `model` and `chat_many`).
     Returns the report written to judge.json.
     """
     results_dir, config = Path(results_dir), config or JudgeConfig()

@@ -28,8 +28,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from videor1.data.loading import load_records, require_records
 from videor1.data.records import EvalRecord, Record
 from videor1.eval.benchmarks import Benchmark, detect_benchmark, get_benchmark, sample_ids
-from videor1.eval.generate import (Dtype, Generation, Generator, HFGenerator, eval_sampling, generate_each,
-                                   record_prompt, vision_factor)
+from videor1.eval.generate import (
+    Dtype,
+    Generation,
+    Generator,
+    HFGenerator,
+    endpoint_generator,
+    eval_sampling,
+    generate_each,
+    record_prompt,
+    vision_factor,
+)
 from videor1.eval.progress import EvalProgress, eval_progress
 from videor1.eval.report import BenchmarkSummary, write_benchmark_report, write_report
 from videor1.eval.results import ResultLog, check_settings
@@ -71,7 +80,8 @@ class EvalConfig(BaseModel):
 
     model: Path | None = Field(default=None, description="Local checkpoint directory (real Qwen-VL or tiny).")
     endpoint: str | None = Field(default=None, description="Instead of a model: base URL of an OpenAI-compatible "
-                                 "server (videor1 serve, vLLM); each prompt is one request (videor1.api.client).")
+                                 "server (videor1 serve, vLLM); each prompt is one request "
+                                 "(videor1.rollout.endpoint).")
     endpoint_model: str | None = Field(default=None, description="Model name at the endpoint (default: the "
                                        "first it lists).")
     concurrency: int = Field(default=4, ge=1, description="Endpoint requests in flight at once.")
@@ -109,7 +119,7 @@ class EvalConfig(BaseModel):
         if self.model is not None and self.endpoint is not None:
             raise ValueError("give a model (local checkpoint) or an endpoint (URL), not both")
         if self.endpoint is not None:  # now, not per sample once generation starts (each would be failed)
-            from videor1.api.client import check_base_url
+            from videor1.rollout.chat import check_base_url
 
             check_base_url(self.endpoint)
         if self.min_pixels > self.max_pixels:
@@ -237,7 +247,7 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
 def run_eval(config: EvalConfig, generator: Generator | None = None, show_progress: bool = True) -> EvalResult:
     """Evaluate one benchmark file (resuming any earlier run into the same out_dir) and write its reports.
 
-    `generator`: answers prompts; default an `HFGenerator` on `config.model` (or an `EndpointGenerator` on
+    `generator`: answers prompts; default an `HFGenerator` on `config.model` (or an `endpoint_generator` on
     `config.endpoint`), made only when some sample is still to be generated.
     """
     started = time.perf_counter()
@@ -314,8 +324,8 @@ _NO_MODEL = "EvalConfig needs a model (a local checkpoint directory) or an endpo
 
 
 def _with_served_model(config: EvalConfig) -> EvalConfig:
-    """The config with the endpoint's model pinned (`videor1.api.client.with_served_model`)."""
-    from videor1.api.client import EndpointError, with_served_model
+    """The config with the endpoint's model pinned (`videor1.rollout.chat.with_served_model`)."""
+    from videor1.rollout.chat import EndpointError, with_served_model
 
     try:
         return with_served_model(config)
@@ -325,7 +335,7 @@ def _with_served_model(config: EvalConfig) -> EvalConfig:
 
 class _LazyGenerator:
     """The config's generator, made on first use and then shared (run_suite: one model for every
-    benchmark): an HFGenerator on `model`, or an EndpointGenerator on `endpoint`."""
+    benchmark): an HFGenerator on `model`, or an endpoint_generator on `endpoint`."""
 
     def __init__(self, config: EvalConfig):
         self.config, self.inner = config, None
@@ -334,10 +344,7 @@ class _LazyGenerator:
         if self.inner is None:
             c = self.config
             if c.endpoint is not None:
-                from videor1.api.client import ChatClient, EndpointGenerator, env_api_key
-
-                client = ChatClient(c.endpoint, c.endpoint_model, env_api_key(), concurrency=c.concurrency)
-                self.inner = EndpointGenerator(client, c.sampling)
+                self.inner = endpoint_generator(c.endpoint, c.endpoint_model, c.sampling, c.concurrency)
             else:
                 self.inner = HFGenerator(c.model, c.sampling, c.dtype, c.device)
         return self.inner(prompts, seed)

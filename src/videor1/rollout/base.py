@@ -89,8 +89,9 @@ class EncodedPrompts:
 class Engine(Protocol):
     """A generation engine (see the module docstring for the engines and their random streams)."""
 
-    def generate(self, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, *, seed: int | None = None,
-                 seeds: Sequence[int] | None = None, logprobs: bool = False, encoded: EncodedPrompts | None = None,
+    def generate(self, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, *,
+                 seed: int | None = None, seeds: Sequence[int] | None = None, logprobs: bool = False,
+                 encoded: EncodedPrompts | None = None,
                  stop: Callable[[], bool] | None = None) -> Completions:
         """n completions per prompt (rows b * n + i).
 
@@ -127,13 +128,14 @@ class VLLMOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gpu_memory_utilization: float = Field(
-        default=0.3, gt=0.0, lt=1.0, description="GPU: the share of the device's memory vLLM takes (weights + "
-        "KV cache); training gets the rest. Ignored on a CPU (VLLM_CPU_KVCACHE_SPACE, GiB, sizes its cache).")
+        default=0.3, gt=0.0, lt=1.0, description="GPU: the share of the device's memory vLLM takes (weights "
+        "+ KV cache); training gets the rest. Ignored on a CPU (VLLM_CPU_KVCACHE_SPACE, GiB, sizes its "
+        "cache).")
     max_model_len: int | None = Field(default=None, ge=16, description="Longest prompt + response in tokens "
                                       "(None: the checkpoint's max_position_embeddings).")
-    sleep: bool = Field(default=False, description="GPU: between rollouts, offload vLLM's weights to host memory "
-                        "and drop its KV cache (sleep mode level 1), giving training the memory; costs a wake-up "
-                        "per step.")
+    sleep: bool = Field(default=False, description="GPU: between rollouts, offload vLLM's weights to host "
+                        "memory and drop its KV cache (sleep mode level 1), giving training the memory; "
+                        "costs a wake-up per step.")
 
 
 class RolloutConfig(BaseModel):
@@ -147,7 +149,8 @@ class RolloutConfig(BaseModel):
     parity_warn_kl: float = Field(default=0.01, ge=0.0, description="Warn (once) when the k3 KL between the "
                                   "engine's sampled-token log-probs and the training forward's exceeds this: "
                                   "the engine is not sampling from the policy being trained.")
-    importance_cap: float | None = Field(default=None, gt=0.0, description="Truncated importance sampling: "
-                                         "weight each token's policy-gradient term by min(pi_old / pi_engine, "
-                                         "cap), correcting for engine-trainer mismatch (e.g. 2.0). None: off.")
+    importance_cap: float | None = Field(
+        default=None, gt=0.0, description="Truncated importance sampling: weight each token's "
+        "policy-gradient term by min(pi_old / pi_engine, cap), correcting for engine-trainer mismatch "
+        "(e.g. 2.0). None: off.")
     vllm: VLLMOptions = Field(default_factory=VLLMOptions, description="The vllm engine's options.")

@@ -1,76 +1,178 @@
-"""Rollouts with Hugging Face `generate`: several prompts per call, each with its own media."""
+"""The `hf` engine: Hugging Face `generate` in this process, several prompts per call, each with its media.
+
+Vision embeddings are computed once per prompt and shared by its n responses (or taken from
+`encoded`, where the trainer already computed them, and where a shuffled group gets them permuted).
+
+Random streams. With `seed`, one torch.Generator seeded with it samples every row of the call: the
+same draws `generate(do_sample=True)` makes after `torch.manual_seed(seed)`, without touching the
+global random state. With `seeds`, the n rows of prompt b draw from a generator of their own, so
+prompt b's completions do not depend on the other prompts of the call. Both run as the last logits
+processor of `generate`: it applies the sampling warpers (temperature, top-k, top-p: transformers'
+own classes, in transformers' order), draws each row's token from its stream and returns scores
+that put all the probability on that token. Rows that have ended keep drawing (transformers pads
+them); the draws after a row's end token do not change its completion.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
 
 import torch
+from torch import nn
 
+from videor1.models.inputs import Prompt, encode
 from videor1.models.logprobs import selective_log_softmax
-from videor1.models.vision import MODALITIES, shallow_copy
-from videor1.rollout.base import Completions, SamplingConfig
+from videor1.models.vision import MODALITIES, encode_vision, shallow_copy
+from videor1.rollout.base import Completions, EncodedPrompts, SamplingConfig, check_seeds
+
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+# A response must never contain vision placeholders: the next forward would look for their media.
+VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
 
 
 class HFEngine:
-    """`model.generate` on the policy (unwrapped from DDP), vision embeddings passed in when given."""
+    """`model.generate` on `model` (the policy itself, unwrapped from DDP / FSDP wrappers)."""
 
-    def __init__(self, model, processor):
+    def __init__(self, model: nn.Module, processor):
         self.model = model
         self.processor = processor
+        tokenizer = processor.tokenizer
         self.eos_ids = _eos_ids(model, processor)
-        self.pad_id = processor.tokenizer.pad_token_id
-        # a response must never contain vision placeholders: the next forward would look for their media
-        self.suppressed = [processor.tokenizer.convert_tokens_to_ids(t) for t in
-                           ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")]
-        self.suppressed = [i for i in self.suppressed if isinstance(i, int) and i != processor.tokenizer.unk_token_id]
+        self.pad_id = tokenizer.pad_token_id
+        suppressed = [tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
+        self.suppressed = [i for i in suppressed if isinstance(i, int) and i != tokenizer.unk_token_id]
+
+    @classmethod
+    def from_checkpoint(cls, model_dir: str | Path, dtype: Dtype = "auto",
+                        device: str | None = None) -> HFEngine:
+        """A checkpoint (real Qwen-VL or tiny) in eval mode on `device` (default: cuda if there is one)."""
+        from videor1.models.loading import ModelOptions, load_model, load_processor
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype == "auto":  # bfloat16 is the paper's dtype; on a CPU it is slow and gains nothing
+            dtype = "float32" if device == "cpu" else "bfloat16"
+        model = load_model(ModelOptions(path=Path(model_dir), dtype=dtype), device)
+        return cls(model.eval(), load_processor(model_dir))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def load_weights(self, model: nn.Module) -> None:
+        """Nothing to copy: the engine samples from the policy module itself."""
+        self.model = model
 
     @torch.no_grad()
-    def generate(self, batch, n: int, sampling: SamplingConfig, mm_encoder_outputs: dict | None = None,
-                 seed: int | None = None, logprobs: bool = False, stop: Callable[[], bool] | None = None
-                 ) -> Completions:
-        """`stop`: asked after every decoding step; True ends every row there (a cancelled request)."""
-        inputs = {k: v for k, v in batch.items() if k not in ("video_metadata",)}
-        if mm_encoder_outputs is not None:
-            for pixels, _ in MODALITIES.values():
-                inputs.pop(pixels, None)
-            inputs["mm_encoder_outputs"] = shallow_copy(mm_encoder_outputs)
-        greedy = sampling.temperature == 0.0
-        options = dict(do_sample=not greedy, max_new_tokens=sampling.max_new_tokens, num_return_sequences=n,
-                       return_dict_in_generate=True, output_logits=logprobs, eos_token_id=self.eos_ids,
-                       pad_token_id=self.pad_id, use_cache=True, suppress_tokens=self.suppressed)
-        if not greedy:
-            options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or 0)
-        if stop is not None:
-            options["stopping_criteria"] = [_stop_criterion(stop)]
+    def generate(self, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, *,
+                 seed: int | None = None, seeds: Sequence[int] | None = None, logprobs: bool = False,
+                 encoded: EncodedPrompts | None = None,
+                 stop: Callable[[], bool] | None = None) -> Completions:
+        """n completions per prompt (rows b * n + i); see `videor1.rollout.base.Engine.generate`."""
+        check_seeds(prompts, seed, seeds)
         was_training = self.model.training
         self.model.eval()
-        with _own_rng(seed):
-            out = self.model.generate(**inputs, **options)
-        self.model.train(was_training)
+        try:
+            if encoded is None:
+                encoded = EncodedPrompts(encode(self.processor, list(prompts)).to(self.device))
+            batch = encoded.batch
+            if batch["input_ids"].shape[0] != len(prompts):
+                raise ValueError(f"encoded holds {batch['input_ids'].shape[0]} prompts, not {len(prompts)}")
+            vision = encoded.vision if encoded.vision is not None else encode_vision(self.model, batch)
+            inputs = {k: v for k, v in batch.items() if k != "video_metadata" and k not in _PIXELS}
+            inputs["mm_encoder_outputs"] = shallow_copy(vision)  # generate expands it in place
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                out = self.model.generate(**inputs, **self._options(sampling, n, seed, seeds, logprobs, stop))
+        finally:
+            self.model.train(was_training)
 
-        prompt_len = batch["input_ids"].shape[1]
-        ids = out.sequences[:, prompt_len:]
+        ids = out.sequences[:, batch["input_ids"].shape[1]:]
         mask = _response_mask(ids, self.eos_ids)
         ids = ids.masked_fill(mask == 0, self.pad_id)
+        finished = (torch.isin(ids, torch.tensor(self.eos_ids, device=ids.device)) & (mask == 1)).any(dim=1)
         token_logprobs = None
         if logprobs:  # (B*n, T, V) raw logits: kept only on request, they are large at real vocabularies
-            scale = sampling.temperature if not greedy else 1.0
-            token_logprobs = selective_log_softmax(torch.stack(out.logits, dim=1), ids, scale) * mask
+            temperature = sampling.temperature if sampling.temperature > 0 else 1.0
+            token_logprobs = selective_log_softmax(torch.stack(out.logits, dim=1), ids, temperature) * mask
         texts = self.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)
-        finished = torch.isin(ids, torch.tensor(self.eos_ids, device=ids.device)).any(dim=1)
         return Completions(ids=ids, mask=mask, logprobs=token_logprobs, texts=texts, finished=finished)
 
+    def _options(self, sampling: SamplingConfig, n: int, seed: int | None, seeds: Sequence[int] | None,
+                 logprobs: bool, stop: Callable[[], bool] | None) -> dict:
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
-def _stop_criterion(stop: Callable[[], bool]):
-    """A transformers StoppingCriteria that ends all rows at once when `stop()` is true."""
-    from transformers import StoppingCriteria
+        options = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=n,
+                       return_dict_in_generate=True, output_logits=logprobs, eos_token_id=self.eos_ids,
+                       pad_token_id=self.pad_id, use_cache=True, suppress_tokens=self.suppressed,
+                       do_sample=False)
+        if stop is not None:
+            options["stopping_criteria"] = StoppingCriteriaList([_StopWhen(stop)])
+        if sampling.temperature == 0.0:
+            return options
+        if seed is None and seeds is None:  # the global random state, as transformers samples
+            return {**options, "do_sample": True, "temperature": sampling.temperature,
+                    "top_p": sampling.top_p, "top_k": sampling.top_k or 0}
+        streams = [_generator(s, self.device) for s in ([seed] if seeds is None else seeds)]
+        rows = None if seeds is None else n  # one stream: all rows; per prompt: its n rows
+        # transformers samples from the processor's one-hot scores (greedy refuses n > 1): no warpers of
+        # its own, and a draw from the global state that always returns the chosen token (forked around)
+        return {**options, "do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0,
+                "logits_processor": LogitsProcessorList([_RowStreams(sampling, streams, rows)])}
 
-    class StopAll(StoppingCriteria):
-        def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:  # (N, T) -> (N,)
-            return torch.full((input_ids.shape[0],), stop(), dtype=torch.bool, device=input_ids.device)
 
-    return StopAll()
+_PIXELS = {pixels for pixels, _ in MODALITIES.values()}
+
+
+class _RowStreams:
+    """The last logits processor of `generate`, which samples: warpers, then each block of `rows` rows
+    (None: all rows) draws its token from its own generator; the returned scores are 0 at the drawn
+    token and -inf elsewhere, so that transformers' own draw can only select it."""
+
+    def __init__(self, sampling: SamplingConfig, generators: list[torch.Generator], rows: int | None):
+        from transformers.generation.logits_process import (
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        # transformers' own warpers under the conditions and in the order `generate(do_sample=True)` uses
+        self.warpers = []
+        if sampling.temperature != 1.0:
+            self.warpers.append(TemperatureLogitsWarper(sampling.temperature))
+        if sampling.top_k:
+            self.warpers.append(TopKLogitsWarper(top_k=sampling.top_k))
+        if sampling.top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p=sampling.top_p))
+        self.generators, self.rows = generators, rows
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """scores: (N, V) float32 after transformers' processors (suppressed tokens at -inf) -> (N, V)."""
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        probs = torch.softmax(scores, dim=-1)
+        blocks = [probs] if self.rows is None else probs.split(self.rows)
+        if len(blocks) != len(self.generators):
+            raise RuntimeError(f"{probs.shape[0]} rows for {len(self.generators)} random streams")
+        tokens = torch.cat([torch.multinomial(block, 1, generator=generator)
+                            for block, generator in zip(blocks, self.generators)])
+        return torch.full_like(scores, float("-inf")).scatter_(1, tokens, 0.0)
+
+
+class _StopWhen:
+    """Stopping criterion: every row is done as soon as `stop()` says so (a cancelled request)."""
+
+    def __init__(self, stop: Callable[[], bool]):
+        self.stop = stop
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), bool(self.stop()), dtype=torch.bool, device=input_ids.device)
+
+
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    # manual_seed on a fresh generator gives the stream torch.manual_seed(seed) gives the default one
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def _eos_ids(model, processor) -> list[int]:
@@ -89,15 +191,3 @@ def _response_mask(ids: torch.Tensor, eos_ids: list[int]) -> torch.Tensor:
     is_end = torch.isin(ids, torch.tensor(eos_ids, device=ids.device))
     ended_before = (is_end.cumsum(dim=1) - is_end.long()) > 0
     return (~ended_before).long()
-
-
-@contextlib.contextmanager
-def _own_rng(seed: int | None):
-    """Sample from a stream of its own, so that whether this call happens leaves later draws unchanged."""
-    if seed is None:
-        yield
-        return
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield

@@ -2,7 +2,9 @@
 
 A step: for each micro-batch, `collect` (rollouts, rewards, temporal reward, advantages); then mu
 times over the micro-batches: policy log-probs, clipped loss with KL to the reference (Eq. 4),
-backward; clip the gradient norm, step. Checkpoints are atomic and resume exactly.
+backward; clip the gradient norm, step; the engine then takes the new weights. Every step logs how
+far the engine's log-probs are from the training forward's (`videor1.algo.importance`), and can
+correct for it. Checkpoints are atomic and resume exactly.
 """
 
 from __future__ import annotations
@@ -10,23 +12,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 
 from videor1.algo import policy_loss
+from videor1.algo.importance import Parity, rollout_parity, truncated_importance_weights
 from videor1.data.loading import load_records
 from videor1.media.loader import SkipLog
 from videor1.models.loading import load_processor, load_reference, reference_context
 from videor1.models.logprobs import GroupedPolicy, sequence_logprobs
 from videor1.models.vision import encode_vision, has_trainable_vision
-from videor1.rollout.hf import HFEngine
+from videor1.rollout import make_engine
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from videor1.train.config import RLConfig
 from videor1.train.data import QuestionSource
 from videor1.train.metrics import MetricsWriter
+from videor1.train.rollout_step import RolloutBatch, collect
 from videor1.train.run import TrainResult, load_policy, make_optimizer, placement, start_run
-from videor1.train.rollout_step import Rollout, collect
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +40,26 @@ def _temperature(config: RLConfig) -> float:
 
 
 @torch.no_grad()
-def reference_logprobs(rollout: Rollout, reference, policy_model, config: RLConfig, shared_vision: bool) -> Tensor:
+def reference_logprobs(rollout: RolloutBatch, reference, policy_model, config: RLConfig, shared_vision: bool) -> Tensor:
     """log pi_ref of the sampled completions: a frozen copy, or the LoRA policy with adapters off.
     When no vision weight is ever trained, the rollout's embeddings are the reference's too."""
     c = rollout.completions
     model = reference if reference is not None else policy_model
     context = reference_context(policy_model) if reference is None else contextlib.nullcontext()
     with context:
-        vision = rollout.vision if shared_vision else encode_vision(model, rollout.batch)
-        return sequence_logprobs(model, rollout.batch, c.ids, c.mask, config.algo.num_generations,
+        vision = rollout.vision if shared_vision else encode_vision(model, rollout.inputs)
+        return sequence_logprobs(model, rollout.inputs, c.ids, c.mask, config.algo.num_generations,
                                  _temperature(config), vision, config.model.shared_prefix)
 
 
-def update(rollouts: list[Rollout], policy, accelerator, optimizer, scheduler, config: RLConfig,
+def update(rollouts: list[RolloutBatch], policy, accelerator, optimizer, scheduler, config: RLConfig,
            vision_trainable: bool) -> dict:
     """mu iterations of the clipped, KL-regularised loss (Eq. 4) over the micro-batches, one
-    optimizer step each; losses are normalised over all micro-batches (accumulation = big batch)."""
+    optimizer step each; losses are normalised over all micro-batches (accumulation = big batch). The first iteration's
+    log-probs are pi_old (the policy that sampled), compared with the engine's (`rollout/*` metrics)
+    and, with `rollout.importance_cap`, used to reweight the engine's samples."""
     algo, started = config.algo, time.perf_counter()
+    rollouts, parity, cap = list(rollouts), [], config.rollout.importance_cap
     masks = [r.completions.mask for r in rollouts]
     normalizer = float(sum(m.shape[0] for m in masks) if algo.aggregation == "sequence" else sum(m.sum() for m in masks))
     stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
@@ -61,13 +68,18 @@ def update(rollouts: list[Rollout], policy, accelerator, optimizer, scheduler, c
             last = i == len(rollouts) - 1
             c = rollout.completions
             with contextlib.nullcontext() if last else accelerator.no_sync(policy):
-                logps = policy(rollout.batch, c.ids, c.mask, algo.num_generations, _temperature(config),
+                logps = policy(rollout.inputs, c.ids, c.mask, algo.num_generations, _temperature(config),
                                None if vision_trainable else rollout.vision)
-                if rollout.old_logps is None and algo.num_iterations > 1:
-                    rollout.old_logps = logps.detach()  # pi_old: the policy that sampled, for every iteration
-                old = rollout.old_logps if rollout.old_logps is not None else logps.detach()
-                out = policy_loss(logps, old, rollout.advantages, c.mask.to(logps.dtype), rollout.ref_logps,
-                                  algo.beta, algo.clip_eps, algo.clip, algo.aggregation, normalizer)
+                if iteration == 0:  # no step taken yet: pi_old, the policy that sampled, for every iteration
+                    rollouts[i] = rollout = replace(rollout, old_logps=logps.detach())
+                    if rollout.engine_logps is not None:
+                        parity.append(rollout_parity(rollout.engine_logps, rollout.old_logps, c.mask))
+                weights = None
+                if cap is not None:
+                    weights = truncated_importance_weights(rollout.old_logps, rollout.engine_logps, c.mask, cap)
+                out = policy_loss(logps, rollout.old_logps, rollout.advantages, c.mask.to(logps.dtype),
+                                  rollout.ref_logps, algo.beta, algo.clip_eps, algo.clip, algo.aggregation,
+                                  normalizer, weights)
                 accelerator.backward(out.loss)
             share = 1.0 / (len(rollouts) * algo.num_iterations)
             stats["loss"] += out.loss.item() * len(rollouts) * share
@@ -79,7 +91,18 @@ def update(rollouts: list[Rollout], policy, accelerator, optimizer, scheduler, c
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
     stats["time/update"] = time.perf_counter() - started
+    stats.update(_parity_metrics(parity))
     return {f"train/{k}" if "/" not in k else k: v for k, v in stats.items()}
+
+
+def _parity_metrics(parity: list[Parity]) -> dict:
+    """The step's engine-trainer parity over all its micro-batches' response tokens."""
+    tokens = sum(p.tokens for p in parity)
+    if tokens == 0:
+        return {}
+    return {"rollout/logp_diff_mean": sum(p.mean_abs * p.tokens for p in parity) / tokens,
+            "rollout/logp_diff_max": max(p.max_abs for p in parity),
+            "rollout/kl": sum(p.kl * p.tokens for p in parity) / tokens}
 
 
 def train(config: RLConfig, resume: bool = False, progress: bool = True) -> TrainResult:
@@ -101,7 +124,8 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
     policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model, config.model.shared_prefix), optimizer,
                                                        scheduler)
     policy.train()  # from_pretrained returns eval mode: checkpointing and LoRA dropout need train mode
-    engine = HFEngine(accelerator.unwrap_model(policy).model, processor)
+    policy_model = accelerator.unwrap_model(policy).model
+    engine = make_engine(config.rollout, policy_model, processor)
 
     start = 0
     checkpoint = latest_checkpoint(out_dir) if resume else None
@@ -110,29 +134,48 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
         log.info("resumed from %s at step %d", checkpoint, start)
     writer = MetricsWriter(out_dir, accelerator, config, start_step=start, enabled=accelerator.is_main_process)
     bar = writer.progress(run.max_steps, start) if progress else contextlib.nullcontext()
+    parity_warned = False
     with bar:
         for step in range(start, run.max_steps):
             step_started = time.perf_counter()
             rollouts = []
             for micro in range(run.grad_accum):
                 questions = source.questions(step, micro)
-                rollouts.append(collect(questions, config, engine, processor, accelerator.unwrap_model(policy).model,
-                                        step, accelerator.process_index, micro))
+                rollouts.append(collect(questions, config, engine, processor, policy_model, step,
+                                        accelerator.process_index, micro))
             if config.algo.beta > 0:
-                for rollout in rollouts:
-                    rollout.ref_logps = reference_logprobs(rollout, reference, engine.model, config,
-                                                           shared_vision=not vision_trainable)
+                rollouts = [replace(r, ref_logps=reference_logprobs(r, reference, policy_model, config,
+                                                                    shared_vision=not vision_trainable))
+                            for r in rollouts]
             metrics = update(rollouts, policy, accelerator, optimizer, scheduler, config, vision_trainable)
+            engine.load_weights(policy_model)  # the next rollouts sample from the updated policy
             metrics.update(_mean_metrics([r.metrics for r in rollouts]))
             metrics.update({"train/lr": scheduler.get_last_lr()[0], "data/epoch": source.epoch(step),
                             "time/step": time.perf_counter() - step_started})
             metrics = _across_processes(metrics, accelerator, {"data/skipped_records": len(skips.errors),
                                                                "data/over_budget": len(source.over_budget)})
             writer.log(step + 1, metrics)
+            parity_warned = parity_warned or _warn_parity(metrics, config, accelerator)
             if (step + 1) % run.save_every == 0 or step + 1 == run.max_steps:
                 save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config)
     writer.close()
     return TrainResult(out_dir, accelerator.unwrap_model(policy).model)
+
+
+def _warn_parity(metrics: dict, config: RLConfig, accelerator) -> bool:
+    """Warn (main process) when the engine's log-probs are far from the training forward's: the
+    engine then samples from another policy than the one trained (wrong inputs, stale weights)."""
+    kl = metrics.get("rollout/kl")
+    if kl is None or kl <= config.rollout.parity_warn_kl:
+        return False
+    if accelerator.is_main_process:
+        log.warning("rollout engine %r vs training forward: KL %.3g per token (> rollout.parity_warn_kl=%g), "
+                    "|log-prob difference| mean %.3g, max %.3g. The engine is not sampling from the policy "
+                    "being trained: check its inputs (media, vision tokens) and weights; "
+                    "rollout.importance_cap corrects small mismatches. Warned once.", config.rollout.engine, kl,
+                    config.rollout.parity_warn_kl, metrics["rollout/logp_diff_mean"],
+                    metrics["rollout/logp_diff_max"])
+    return True
 
 
 def _mean_metrics(items: list[dict]) -> dict:

@@ -8,6 +8,7 @@ models, media and math together.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -27,37 +28,57 @@ from videor1.media.shuffle import apply_permutation, embedding_permutation, samp
 from videor1.models.inputs import Prompt, Question, encode
 from videor1.models.vision import encode_vision, select_items
 from videor1.rewards import accuracy_rewards, format_reward
-from videor1.rollout.base import Completions, Engine
+from videor1.rollout.base import Completions, EncodedPrompts, Engine
 from videor1.train.config import RLConfig
 
 
-@dataclass
-class Rollout:
-    """One micro-batch of B questions and their G responses each (rows b * G + i)."""
+@dataclass(frozen=True)
+class RolloutBatch:
+    """One micro-batch of B questions and their G responses each (rows b * G + i): everything the update
+    needs. Immutable: what the update computes later comes as a new value (`dataclasses.replace`).
 
-    questions: list[Question]
-    batch: dict  # processor output for the B prompts (left-padded)
-    vision: dict  # mm_encoder_outputs of the B prompts, from the rollout policy (no grad)
-    completions: Completions  # (B*G, T)
-    advantages: Tensor  # (B*G,)
-    ref_logps: Tensor | None = None  # (B*G, T), filled by the update
-    old_logps: Tensor | None = None  # (B*G, T), filled at the first of mu iterations
-    metrics: dict = field(default_factory=dict)
+    questions: the B questions (record + prompt).
+    inputs: the processor's output for the B prompts (left-padded input_ids / attention_mask /
+        mm_token_type_ids (B, L), grids, pixels), on the policy's device.
+    vision: the B prompts' vision embeddings (mm_encoder_outputs), from the rollout policy (no grad).
+    completions: the engine's (B*G, T) ids and mask, texts, and `logprobs` (B*G, T): the sampled tokens'
+        log-probs as the engine computed them (`engine_logps`).
+    advantages: (B*G,) Eq. 3, the temporal bonus included.
+    old_logps: (B*G, T) pi_old, the training forward's log-probs of the policy that sampled (the first
+        of the mu iterations); None until then.
+    ref_logps: (B*G, T) the reference policy's log-probs (beta > 0); None until computed.
+    metrics: rewards, lengths, temporal statistics and timing of this micro-batch.
+    """
+
+    questions: tuple[Question, ...]
+    inputs: Mapping[str, Tensor]
+    vision: dict
+    completions: Completions
+    advantages: Tensor
+    old_logps: Tensor | None = None
+    ref_logps: Tensor | None = None
+    metrics: Mapping[str, float | None] = field(default_factory=dict)
+
+    @property
+    def engine_logps(self) -> Tensor | None:
+        """(B*G, T) the engine's log-probs of the sampled tokens (0 on padding)."""
+        return self.completions.logprobs
 
 
 def collect(questions: list[Question], config: RLConfig, engine: Engine, processor, policy,
-            step: int, rank: int, micro: int = 0) -> Rollout:
+            step: int, rank: int, micro: int = 0) -> RolloutBatch:
     """Ordered rollouts, rewards, shuffled rollouts where they can matter, and advantages."""
     algo, G = config.algo, config.algo.num_generations
     started = time.perf_counter()
     device = next(policy.parameters()).device
 
     # 1. Ordered group: G responses per question, vision encoded once per question.
-    batch = encode(processor, [q.prompt for q in questions]).to(device)
+    inputs = encode(processor, [q.prompt for q in questions]).to(device)
     with torch.no_grad():
-        vision = encode_vision(policy, batch)
+        vision = encode_vision(policy, inputs)
     seed = sample_seed(config.run.seed, "ordered", step, micro, rank)
-    completions = engine.generate(batch, G, config.sampling, vision, seed=seed)
+    completions = engine.generate([q.prompt for q in questions], G, config.sampling, seed=seed, logprobs=True,
+                                  encoded=EncodedPrompts(inputs, vision))
 
     # 2. Rewards r_i: the weighted sum of the named reward terms (config.reward, docs/rewards.md), each
     #    response scored by its own problem type. The length term is Eq. 5 with omega as its weight.
@@ -73,32 +94,29 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
     }
     rewards = config.reward.total(terms)
 
-    # 3. Temporal reward (Eq. 1) for video questions under T-GRPO, from shuffled frames when it can matter.
+    # 3. Temporal reward (Eq. 1) for video questions under T-GRPO, from shuffled frames when it can matter:
+    #    the shuffled groups of every question that needs one, in one engine call.
     r_t = torch.zeros(len(questions))
     temporal = {"video_groups": 0, "shuffled_generated": 0, "granted": [], "changed": 0, "p": [], "p_shuffled": []}
-    if algo.name == "tgrpo":
-        video_index = 0
-        for b, question in enumerate(questions):
-            if question.record.data_type != "video":
-                continue
-            group = slice(b * G, (b + 1) * G)
-            kwargs = dict(alpha=algo.alpha, ratio=algo.temporal_ratio, scale=algo.scale,
-                          placement=algo.bonus_placement)
-            p = float(correct[group].float().mean())
-            p_shuffled = None
-            if shuffled_group_needed(rewards[group], correct[group], **kwargs) or not algo.skip_shuffled:
-                p_shuffled = shuffled_accuracy(question, b, video_index, batch, vision, config, engine, processor,
-                                               step, rank)
-                temporal["shuffled_generated"] += 1
-                temporal["p_shuffled"].append(p_shuffled)
-                temporal["granted"].append(temporal_reward(p, p_shuffled, algo.alpha, algo.temporal_ratio) > 0)
-            elif temporal_bonus_certain(p, algo.temporal_ratio):
-                temporal["granted"].append(True)
-            r_t[b] = resolve_temporal_reward(rewards[group], correct[group], p_shuffled, **kwargs)
-            temporal["changed"] += int(r_t[b] != 0)
-            temporal["video_groups"] += 1
-            temporal["p"].append(p)
-            video_index += 1
+    videos = [b for b, q in enumerate(questions) if q.record.data_type == "video"] if algo.name == "tgrpo" else []
+    kwargs = dict(alpha=algo.alpha, ratio=algo.temporal_ratio, scale=algo.scale, placement=algo.bonus_placement)
+    groups = {b: slice(b * G, (b + 1) * G) for b in videos}
+    needed = [b for b in videos if not algo.skip_shuffled
+              or shuffled_group_needed(rewards[groups[b]], correct[groups[b]], **kwargs)]
+    p_shuffled = dict(zip(needed, shuffled_accuracies(questions, needed, inputs, vision, config, engine, processor,
+                                                      step, rank)))
+    for b in videos:
+        group, p = groups[b], float(correct[groups[b]].float().mean())
+        if b in p_shuffled:
+            temporal["shuffled_generated"] += 1
+            temporal["p_shuffled"].append(p_shuffled[b])
+            temporal["granted"].append(temporal_reward(p, p_shuffled[b], algo.alpha, algo.temporal_ratio) > 0)
+        elif temporal_bonus_certain(p, algo.temporal_ratio):
+            temporal["granted"].append(True)
+        r_t[b] = resolve_temporal_reward(rewards[group], correct[group], p_shuffled.get(b), **kwargs)
+        temporal["changed"] += int(r_t[b] != 0)
+        temporal["video_groups"] += 1
+        temporal["p"].append(p)
 
     # 4. Advantages (Eq. 2–3): the bonus on the correct responses, normalised per group.
     bonus = temporal_bonus(correct, r_t, G)
@@ -118,42 +136,58 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
         "temporal/shuffled_skipped": 1 - temporal["shuffled_generated"] / n_video if n_video else None,
         "time/rollout": time.perf_counter() - started,
     }
-    return Rollout(questions, batch, vision, completions, advantages.to(device), metrics=metrics)
+    return RolloutBatch(tuple(questions), inputs, vision, completions, advantages.to(device), metrics=metrics)
 
 
-def shuffled_accuracy(question: Question, b: int, video_index: int, batch, vision: dict, config: RLConfig,
-                      engine: Engine, processor, step: int, rank: int) -> float:
-    """p~: the fraction of G~ responses correct when the question's frames are shuffled.
-
-    `temporal_patch` shuffling reuses the ordered video's tokens and vision embeddings, rows permuted
-    (exact: Qwen's vision encoders attend within one temporal patch); `frame` shuffling, the
-    reference code's, processes and encodes the shuffled frames again. Each question samples from
-    its own seeded stream, so skipping other questions' shuffled groups changes nothing here.
-    """
-    clip = question.prompt.video
-    seed = sample_seed(config.run.seed, "shuffle", step, rank, question.record.problem_id)
-    permutation = shuffle_permutation(len(clip.frames), config.media.shuffle, seed)
-    if config.media.shuffle == "temporal_patch":
-        grid = batch["video_grid_thw"][video_index]
-        tokens_per_patch = int(grid[1] * grid[2]) // 4
-        rows = torch.tensor(embedding_permutation(permutation, tokens_per_patch))
-        shuffled_vision = select_items(vision, "video", [video_index], lambda _, x: x[rows.to(x.device)])
-        shuffled_vision.pop("image", None)
-        one = {key: batch[key][b:b + 1] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
-        one["video_grid_thw"] = batch["video_grid_thw"][video_index:video_index + 1]
-        if "second_per_grid_ts" in batch:
-            one["second_per_grid_ts"] = batch["second_per_grid_ts"][video_index:video_index + 1]
-    else:
-        shuffled = Prompt(question.prompt.text, video=_with_frames(clip, apply_permutation(clip.frames, permutation)))
-        one = encode(processor, [shuffled]).to(batch["input_ids"].device)
-        shuffled_vision = None  # encoded again by the engine: frame shuffling breaks the 2-frame patches
-    completions = engine.generate(one, config.algo.num_shuffled, config.sampling, shuffled_vision,
-                                  seed=sample_seed(seed, "sample"))
-    record = question.record
+def shuffled_accuracies(questions: list[Question], indices: list[int], inputs, vision: dict, config: RLConfig,
+                        engine: Engine, processor, step: int, rank: int) -> list[float]:
+    """p~ of the video questions `indices`: the fraction of their G~ responses correct when their frames
+    are shuffled. All their shuffled groups in one engine call, each question sampling from its own
+    seeded stream, so that skipping other questions' shuffled groups changes nothing here."""
+    if not indices:
+        return []
+    prompts, encoded, seeds = shuffled_prompts(questions, indices, inputs, vision, config, step, rank)
     n = config.algo.num_shuffled
-    accuracy = torch.tensor(accuracy_rewards(completions.texts, [record.solution] * n, [record.problem_type] * n,
-                                             [record.options] * n))
-    return float(is_correct(accuracy, config.algo.correct_threshold, config.algo.correct_rule).float().mean())
+    completions = engine.generate(prompts, n, config.sampling, seeds=seeds, encoded=encoded)
+    records = [questions[b].record for b in indices for _ in range(n)]
+    accuracy = torch.tensor(accuracy_rewards(completions.texts, [r.solution for r in records],
+                                             [r.problem_type for r in records], [r.options for r in records]))
+    correct = is_correct(accuracy, config.algo.correct_threshold, config.algo.correct_rule).float()
+    return correct.reshape(len(indices), n).mean(dim=1).tolist()
+
+
+def shuffled_prompts(questions: list[Question], indices: list[int], inputs, vision: dict, config: RLConfig,
+                     step: int, rank: int) -> tuple[list[Prompt], EncodedPrompts | None, list[int]]:
+    """The shuffled-frame prompts of the video questions `indices` (their own seeded permutations), the
+    model inputs an engine may use instead of re-encoding them, and each one's sampling seed.
+
+    `temporal_patch` shuffling: the ordered prompts' tokens with their vision embeddings' rows permuted
+    (exact: Qwen's vision encoders attend within one temporal patch; the rows keep the micro-batch's
+    padding, whichever questions are shuffled). `frame` shuffling, the reference code's, breaks the
+    2-frame patches: the engine encodes the shuffled frames again (encoded is None).
+    """
+    video_index = {b: i for i, b in enumerate(b for b, q in enumerate(questions) if q.prompt.video is not None)}
+    prompts, seeds, rows = [], [], {}
+    for b in indices:
+        question = questions[b]
+        clip = question.prompt.video
+        seed = sample_seed(config.run.seed, "shuffle", step, rank, question.record.problem_id)
+        permutation = shuffle_permutation(len(clip.frames), config.media.shuffle, seed)
+        prompts.append(replace(question.prompt, video=_with_frames(clip, apply_permutation(clip.frames, permutation))))
+        seeds.append(sample_seed(seed, "sample"))
+        if config.media.shuffle == "temporal_patch":
+            grid = inputs["video_grid_thw"][video_index[b]]
+            rows[video_index[b]] = torch.tensor(embedding_permutation(permutation, int(grid[1] * grid[2]) // 4))
+    if config.media.shuffle != "temporal_patch":
+        return prompts, None, seeds
+    items = [video_index[b] for b in indices]
+    shuffled_vision = select_items(vision, "video", items, lambda i, x: x[rows[i].to(x.device)])
+    shuffled_vision.pop("image", None)
+    batch = {key: inputs[key][indices] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    for key in ("video_grid_thw", "second_per_grid_ts"):
+        if key in inputs:
+            batch[key] = inputs[key][items]
+    return prompts, EncodedPrompts(batch, shuffled_vision), seeds
 
 
 def _with_frames(clip, frames):

@@ -27,7 +27,7 @@ from videor1.media.loader import MediaConfig, SkipLog
 from videor1.models.inputs import Question, encode
 from videor1.models.loading import ModelOptions, load_processor, trainable_summary
 from videor1.rewards import accuracy_rewards, format_reward
-from videor1.rollout.base import SamplingConfig
+from videor1.rollout.base import EncodedPrompts, SamplingConfig
 from videor1.rollout.hf import HFEngine
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from videor1.train.config import DataConfig, OptimConfig, RunConfig, StageConfig, load_config
@@ -181,7 +181,7 @@ def evaluate(model, engine: HFEngine, processor, examples: list[Question], confi
         batch = with_targets(processor, prompts, [r.target for r in records])
         sums[0] += target_loss(model, batch, 1.0).item()
         sums[1] += int((batch["labels"] != IGNORE).sum())
-        out = engine.generate(prompts, 1, sampling)
+        out = engine.generate([q.prompt for q in chunk], 1, sampling, encoded=EncodedPrompts(prompts))
         sums[2] += sum(format_reward(text) for text in out.texts)
         sums[3] += sum(accuracy_rewards(out.texts, [r.solution for r in records], [r.problem_type for r in records],
                                         [r.options for r in records]))

@@ -1,13 +1,12 @@
-"""A client for OpenAI-compatible chat-completions endpoints (`videor1 serve`, vLLM, …).
+"""The HTTP client of OpenAI-compatible chat-completions endpoints (`videor1 serve`, vLLM, …).
 
 `ChatClient` sends requests with retries: connection errors, timeouts, 408, 429 and 5xx are retried with
 exponential back-off and jitter (or after the server's Retry-After); any other 4xx is the request's
 fault and raises `EndpointError` at once with the server's message. `chat_many` sends a list of
 conversations with bounded concurrency, keeping their order, a failure returned in its place.
 
-`EndpointGenerator` is the evaluation's `Generator` over a client: each prompt becomes one request
-(`protocol.prompt_messages`: the prepared frames, losslessly). Seeds: prompt i of a batch is sent
-`seed + i` (mod 2**63), so every request of a batch samples its own stream, repeatably.
+The `endpoint` engine (`videor1.rollout.endpoint`) generates through it; evaluation, annotation and the
+judge use it directly.
 """
 
 from __future__ import annotations
@@ -18,20 +17,15 @@ import os
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
-from videor1.api.protocol import prompt_messages
-from videor1.eval.generate import Generation
-from videor1.models.inputs import Prompt
-from videor1.rollout.base import SamplingConfig
-
 log = logging.getLogger(__name__)
 
-SEED_MODULUS = 2**63  # vLLM takes a signed 64-bit seed
 MAX_RETRY_AFTER = 120.0  # seconds: the longest wait a server's Retry-After can impose
 RETRIED = (408, 429)  # besides 5xx: the request may succeed later; any other 4xx is the request's fault
 API_KEY_VARIABLES = ("VIDEOR1_API_KEY", "OPENAI_API_KEY")
@@ -48,7 +42,8 @@ def with_served_model(config):
     match pin the model, not only the URL. `EndpointError` when the server cannot say."""
     if config.endpoint is None or config.endpoint_model is not None:
         return config
-    return config.model_copy(update={"endpoint_model": ChatClient(config.endpoint, api_key=env_api_key()).model})
+    served = ChatClient(config.endpoint, api_key=env_api_key()).model
+    return config.model_copy(update={"endpoint_model": served})
 
 
 class EndpointError(Exception):
@@ -82,7 +77,8 @@ def _retry_after(response: httpx.Response) -> float | None:
     except ValueError:
         pass
     try:
-        return min(MAX_RETRY_AFTER, max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time()))
+        wait = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        return min(MAX_RETRY_AFTER, max(0.0, wait))
     except (TypeError, ValueError):
         return None
 
@@ -108,8 +104,8 @@ def check_base_url(base_url: str) -> None:
 class ChatClient:
     """Chat completions against `base_url` (with or without the trailing /v1)."""
 
-    def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None, timeout: float = 600.0,
-                 max_retries: int = 4, backoff: float = 1.0, concurrency: int = 4):
+    def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None,
+                 timeout: float = 600.0, max_retries: int = 4, backoff: float = 1.0, concurrency: int = 4):
         if concurrency < 1 or max_retries < 0 or backoff < 0:
             raise ValueError("concurrency must be >= 1, max_retries and backoff >= 0")
         check_base_url(base_url)
@@ -144,12 +140,14 @@ class ChatClient:
                     except ValueError:
                         raise EndpointError(f"{self.base_url}{path}: the answer is not JSON",
                                             response.status_code) from None
-                problem, status = f"HTTP {response.status_code}: {_server_message(response)}", response.status_code
+                status = response.status_code
+                problem = f"HTTP {status}: {_server_message(response)}"
                 if status not in RETRIED and status < 500:
                     raise EndpointError(f"{self.base_url}{path}: {problem}", status)
                 wait = _retry_after(response)
             if attempt == self.max_retries:
-                raise EndpointError(f"{self.base_url}{path}: {problem} (after {attempt + 1} attempts)", status)
+                raise EndpointError(f"{self.base_url}{path}: {problem} (after {attempt + 1} attempts)",
+                                    status)
             if wait is None:
                 wait = self.backoff * 2**attempt * random.uniform(0.5, 1.5)
             log.debug("%s%s: %s; retrying in %.2f s", self.base_url, path, problem, wait)
@@ -174,8 +172,8 @@ class ChatClient:
     def chat(self, messages: list[dict], *, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
              seed: int | None = None, top_k: int | None = None) -> ChatReply:
         """One completion of `messages`; EndpointError when it cannot be had."""
-        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
-                "top_p": top_p}
+        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                "temperature": temperature, "top_p": top_p}
         if seed is not None:
             body["seed"] = seed
         if top_k is not None:
@@ -190,14 +188,17 @@ class ChatClient:
             raise EndpointError(f"{self.base_url}/chat/completions: unexpected answer ({error!r})") from None
 
     def chat_many(self, conversations: list[list[dict]], *, max_tokens: int, temperature: float = 0.0,
-                  top_p: float = 1.0, seed: int | None = None, top_k: int | None = None
+                  top_p: float = 1.0, seeds: Sequence[int] | None = None, top_k: int | None = None
                   ) -> list[ChatReply | EndpointError]:
-        """`chat` on each conversation, `concurrency` at a time, in order; conversation i gets seed + i.
+        """`chat` on each conversation, `concurrency` at a time, in order; conversation i gets seeds[i].
         A request that fails for good is returned as its EndpointError, the others go on."""
+        if seeds is not None and len(seeds) != len(conversations):
+            raise ValueError(f"{len(seeds)} seeds for {len(conversations)} conversations")
+
         def one(i: int) -> ChatReply | EndpointError:
             try:
-                return self.chat(conversations[i], max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                                 seed=None if seed is None else (seed + i) % SEED_MODULUS, top_k=top_k)
+                return self.chat(conversations[i], max_tokens=max_tokens, temperature=temperature,
+                                 top_p=top_p, seed=None if seeds is None else seeds[i], top_k=top_k)
             except EndpointError as error:
                 return error
 
@@ -206,23 +207,3 @@ class ChatClient:
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations)),
                                 thread_name_prefix="chat") as pool:
             return list(pool.map(one, range(len(conversations))))
-
-
-class EndpointGenerator:
-    """The evaluation's `Generator` over an endpoint: prompt i of a batch is one request with seed + i."""
-
-    def __init__(self, client: ChatClient, sampling: SamplingConfig):
-        self.client, self.sampling = client, sampling
-
-    def __call__(self, prompts: list[Prompt], seed: int) -> list[Generation]:
-        s = self.sampling
-        with ThreadPoolExecutor(max_workers=self.client.concurrency, thread_name_prefix="encode") as pool:
-            conversations = list(pool.map(prompt_messages, prompts))  # PyAV encodes without the GIL
-        replies = self.client.chat_many(conversations, max_tokens=s.max_new_tokens, temperature=s.temperature,
-                                        top_p=s.top_p, seed=seed, top_k=s.top_k)
-        failed = [(i, r) for i, r in enumerate(replies) if isinstance(r, EndpointError)]
-        if failed:
-            i, error = failed[0]
-            raise EndpointError(f"prompt {i} of {len(prompts)} failed ({len(failed)} failed in all): {error}",
-                                error.status)
-        return [Generation(r.text, r.completion_tokens) for r in replies]

@@ -1,5 +1,5 @@
-"""The endpoint client against a small scripted HTTP server on loopback: retries, back-off, errors,
-order and bounded concurrency."""
+"""The endpoint client and engine against a small scripted HTTP server on loopback: retries, back-off,
+errors, order, bounded concurrency, and the engine's seeds."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from videor1.api.client import MAX_RETRY_AFTER, ChatClient, EndpointError, EndpointGenerator, _retry_after
 from videor1.models.inputs import Prompt
 from videor1.rollout.base import SamplingConfig
+from videor1.rollout.chat import MAX_RETRY_AFTER, ChatClient, EndpointError, _retry_after
+from videor1.rollout.endpoint import EndpointEngine
 
 
 class Script:
@@ -144,29 +145,35 @@ def test_chat_many_keeps_order_bounds_concurrency_and_returns_failures_in_place(
     script = Script(fail_on="bad", delay=0.05)
     texts = ["a", "b", "bad", "c", "d", "e", "f", "g"]
     with scripted(script) as url, ChatClient(url, concurrency=3, backoff=0.01) as client:
-        replies = client.chat_many([user(t) for t in texts], max_tokens=5, seed=10)
+        seeds = [10 + i for i in range(len(texts))]
+        replies = client.chat_many([user(t) for t in texts], max_tokens=5, seeds=seeds)
     assert script.calls == len(texts) and 2 <= script.most_active <= 3
     for text, reply in zip(texts, replies):
         if text == "bad":
             assert isinstance(reply, EndpointError) and reply.status == 400
         else:
             assert reply.text == f'echo [{{"role": "user", "content": "{text}"}}]'
-    # the model is the first one the endpoint lists; conversation i is sent seed + i
+    # the model is the first one the endpoint lists; conversation i is sent seeds[i]
     seeds = {json.dumps(b["messages"]): (b["model"], b["seed"]) for b in script.bodies}
     assert [seeds[json.dumps(user(t))] for t in texts] == [("first", 10 + i) for i in range(len(texts))]
 
 
-def test_the_endpoint_generator_names_the_failed_prompt():
+def test_the_endpoint_engine_seeds_each_request_and_names_the_failed_prompt():
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=9)
     script = Script(fail_on="bad")
     with scripted(script) as url, ChatClient(url, model="m") as client:
-        out = EndpointGenerator(client, sampling)([Prompt("x"), Prompt("y")], seed=5)
-        assert [g.tokens for g in out] == [7, 7] and "x" in out[0].text and "y" in out[1].text
+        out = EndpointEngine(client).generate([Prompt("x"), Prompt("y")], 1, sampling, seed=5)
+        assert out.lengths.tolist() == [7, 7] and "x" in out.texts[0] and "y" in out.texts[1]
         sent = sorted((b["messages"][0]["content"][0]["text"], b["seed"], b["temperature"], b["max_tokens"])
                       for b in script.bodies)
-        assert sent == [("x", 5, 0.0, 9), ("y", 6, 0.0, 9)]
+        assert sent == [("x", 5, 0.0, 9), ("y", 6, 0.0, 9)]  # row r of a seeded call: seed + r
+        script.bodies.clear()
+        out = EndpointEngine(client).generate([Prompt("x"), Prompt("y")], 2, sampling, seeds=[100, 7])
+        assert [('"x"' in t, '"y"' in t) for t in out.texts] == [(True, False)] * 2 + [(False, True)] * 2
+        assert sorted((b["messages"][0]["content"][0]["text"], b["seed"]) for b in script.bodies) == [
+            ("x", 100), ("x", 101), ("y", 7), ("y", 8)]  # per-prompt streams: seeds[b] + i
         with pytest.raises(EndpointError, match="prompt 1 of 2 failed"):
-            EndpointGenerator(client, sampling)([Prompt("x"), Prompt("bad")], seed=5)
+            EndpointEngine(client).generate([Prompt("x"), Prompt("bad")], 1, sampling, seed=5)
 
 
 def test_an_endpoint_that_is_no_http_url_fails_at_once():
