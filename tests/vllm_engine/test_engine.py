@@ -18,8 +18,7 @@ from videor1.models.inputs import Prompt, encode  # noqa: E402
 from videor1.models.loading import ModelOptions, load_model, load_processor  # noqa: E402
 from videor1.models.tiny import build_tiny_from_records  # noqa: E402
 from videor1.rollout.base import SamplingConfig  # noqa: E402
-from videor1.rollout.hf import VISION_TOKENS  # noqa: E402
-from videor1.rollout.vllm import VLLMEngine  # noqa: E402
+from videor1.rollout.vllm import VISION_TOKENS, VLLMEngine  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mini"
 TOLERANCE = 5e-3  # float32 on both sides; the kernels differ (vLLM's CPU attention, fused layers)

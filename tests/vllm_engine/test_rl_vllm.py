@@ -21,6 +21,10 @@ from typer.testing import CliRunner  # noqa: E402
 from videor1.cli import app  # noqa: E402
 from videor1.data.synth import synthesize  # noqa: E402
 from videor1.models.tiny import build_tiny_from_records  # noqa: E402
+from videor1.train.config import RLConfig  # noqa: E402
+
+if "rollout" not in RLConfig.model_fields:  # the trainer's engine choice (rollout.engine) is not wired yet
+    pytest.skip("RLConfig has no rollout.engine in this tree", allow_module_level=True)
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "cpu_tgrpo.yaml"
 

@@ -37,9 +37,20 @@ class Demo(Protocol):
 
     def stages(self) -> list: ...
 
-CURVES = (("reward/accuracy", "accuracy reward"), ("temporal/granted", "temporal reward (share of video groups)"),
-          ("response/length", "response length (tokens)"),
-          ("temporal/changed_advantages", "bonus changed the advantages (share of video groups)"))
+CURVES = (("reward/accuracy", "accuracy reward"),
+          ("shortcut/follows_cue", "answers that follow the colour cue\n(share, cue-conflicting questions)"),
+          ("temporal/granted", "temporal bonus granted\n(share of video groups)"),
+          ("temporal/changed_advantages", "bonus changed the advantages\n(share of video groups)"),
+          ("response/length", "response length (tokens)"))
+# The ablation's columns: (name, breakdown, value, field of the reliance row). The shortcut's split
+# (docs/demo.md): "cue" breaks the direction questions into cue-consistent / cue-conflicting items.
+COLUMNS = (("conflicting ordered", "cue", "conflicting", "ordered"),
+           ("conflicting shuffled", "cue", "conflicting", "shuffled"),
+           ("consistent ordered", "cue", "consistent", "ordered"),
+           ("temporal ordered", "temporal", "temporal", "ordered"),
+           ("temporal shuffled", "temporal", "temporal", "shuffled"),
+           ("temporal reliance", "temporal", "temporal", "gap"),
+           ("static ordered", "temporal", "static", "ordered"))
 
 
 @dataclass
@@ -79,23 +90,20 @@ def _eval_summary(demo: Demo, model: str) -> BenchmarkSummary | None:
 
 
 def _scores(summary: BenchmarkSummary | None) -> dict[str, float | None]:
-    """Mean score (accuracy; MRA for regression items) on temporal / static items, ordered / shuffled."""
+    """Mean score (accuracy; MRA for regression items) per column of `COLUMNS`, and of all items ordered."""
     if summary is None or summary.temporal_reliance is None:
         return {}
-    rows = summary.temporal_reliance.breakdowns.get("temporal", {})
+    breakdowns = summary.temporal_reliance.breakdowns
     found = {}
-    for kind in ("temporal", "static"):
-        row = rows.get(kind)
-        found[f"{kind} ordered"] = row.ordered if row else None
-        found[f"{kind} shuffled"] = row.shuffled if row else None
-    found["temporal reliance"] = rows["temporal"].gap if "temporal" in rows else None
+    for name, breakdown, value, field in COLUMNS:
+        row = breakdowns.get(breakdown, {}).get(value)
+        found[name] = getattr(row, field) if row else None
     found["all ordered"] = summary.temporal_reliance.overall.ordered
     return found
 
 
 def ablation_table(demo: Demo) -> Table:
-    columns = ["temporal ordered", "temporal shuffled", "temporal reliance", "static ordered", "static shuffled",
-               "all ordered"]
+    columns = [name for name, *_ in COLUMNS] + ["all ordered"]
     groups = {"SFT (before RL)": ["sft"]}
     for arm in demo.recipe.arms:
         groups[arm.title] = [run for a, _, run in demo.runs() if a.name == arm.name]
@@ -105,6 +113,29 @@ def ablation_table(demo: Demo) -> Table:
         rows.append([title, str(len([s for s in scores if s]))] +
                     [mean_spread([s.get(c) for s in scores if s]) for c in columns])
     return Table(["model", "seeds", *columns], rows)
+
+
+def best_gap(demo: Demo, column: str = "conflicting ordered") -> str:
+    """The best temporal-reward arm against GRPO on `column`: the gap of the means, and the spread (sample
+    standard deviation over seeds) of both, in points — the issue's target is a gap of 10 points or more
+    with spreads smaller than the gap."""
+    per_arm = {}
+    for arm in demo.recipe.arms:
+        values = [_scores(_eval_summary(demo, run)).get(column) for a, _, run in demo.runs() if a.name == arm.name]
+        values = [100 * v for v in values if v is not None]
+        if values:
+            per_arm[arm.name] = (arm.title, values)
+    if "grpo" not in per_arm or len(per_arm) < 2:
+        return ""
+    base = per_arm.pop("grpo")[1]
+    title, best = max(per_arm.values(), key=lambda item: statistics.fmean(item[1]))
+
+    def spread(values: list[float]) -> str:
+        return f"± {statistics.stdev(values):.1f}" if len(values) > 1 else "(one seed: spread not measured)"
+
+    return (f"Best arm on {column}: {title}, {statistics.fmean(best):.1f} {spread(best)} against GRPO's "
+            f"{statistics.fmean(base):.1f} {spread(base)}: a gap of {statistics.fmean(best) - statistics.fmean(base):+.1f} "
+            f"points ({len(best)} seed(s)).")
 
 
 def bonus_table(demo: Demo) -> Table:
@@ -166,7 +197,10 @@ def plot_curves(demo: Demo, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
+    columns = 3
+    rows = -(-(len(CURVES) + 1) // columns)  # one panel more than curves: the legend's
+    fig, grid = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.2 * rows))
+    axes, legend_ax = grid.flat[: len(CURVES)], grid.flat[-1]
     window = max(1, demo.budget.rl_steps // 20)
     for index, arm in enumerate(demo.recipe.arms):  # one colour per arm in every panel
         runs = [read_metrics(demo.out / "rl" / run / "metrics.jsonl") for a, _, run in demo.runs() if a.name == arm.name]
@@ -181,8 +215,13 @@ def plot_curves(demo: Demo, path: Path) -> Path:
                 ax.plot(steps, _smooth([statistics.fmean(by_step[s]) for s in steps], window), label=arm.title,
                         color=f"C{index}")
             ax.set_title(label, fontsize=9)
-            ax.set_xlabel("RL step")
-    axes[0].legend(fontsize=7)
+            ax.set_xlabel("RL step", fontsize=8)
+            ax.tick_params(labelsize=7)
+    for ax in grid.flat[len(CURVES):]:
+        ax.axis("off")
+    handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
+    legend_ax.legend(list(handles.values()), list(handles), loc="center", fontsize=8, frameon=False,
+                     title=f"mean over seeds, moving average of {window} steps", title_fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -190,7 +229,10 @@ def plot_curves(demo: Demo, path: Path) -> Path:
 
 
 def plot_ablation(table: Table, path: Path) -> Path:
-    """Temporal questions, ordered vs shuffled frames, per model (the mean over seeds)."""
+    """Per model (mean over seeds): cue-conflicting direction questions with ordered and shuffled frames,
+    and static questions — what a model that reads the order gets right and a cue-reader does not."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,16 +241,21 @@ def plot_ablation(table: Table, path: Path) -> Path:
     def mean(cell: str) -> float:
         return float(cell.split(" ")[0]) if cell != "–" else 0.0
 
-    names = [row[0] for row in table.rows]
-    ordered = [mean(row[2]) for row in table.rows]
-    shuffled = [mean(row[3]) for row in table.rows]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(names)), 3.6))
-    x = range(len(names))
-    ax.bar([i - 0.2 for i in x], ordered, width=0.4, label="ordered frames")
-    ax.bar([i + 0.2 for i in x], shuffled, width=0.4, label="shuffled frames")
-    ax.set_xticks(list(x), [n.replace(" (", "\n(") for n in names], fontsize=7)
-    ax.set_ylabel("temporal questions, score %")
-    ax.legend(fontsize=8)
+    column = {name: 2 + i for i, name in enumerate(table.header[2:])}
+    bars = (("conflicting ordered", "cue-conflicting direction, ordered frames"),
+            ("conflicting shuffled", "cue-conflicting direction, shuffled frames"),
+            ("static ordered", "static questions, ordered frames"))
+    names = [textwrap.fill(row[0], 16) for row in table.rows]
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.35 * len(names)), 4.2))
+    width = 0.8 / len(bars)
+    for k, (key, label) in enumerate(bars):
+        values = [mean(row[column[key]]) for row in table.rows]
+        ax.bar([i + (k - (len(bars) - 1) / 2) * width for i in range(len(names))], values, width=width, label=label)
+    ax.set_xticks(list(range(len(names))), names, fontsize=7)
+    ax.set_ylabel("score %")
+    ax.set_ylim(0, 100)
+    # the legend above the axes: inside, it covered the last model's bars
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(bars), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -230,13 +277,17 @@ def write_report(demo: Demo) -> Path:
              f"{demo.seeds} seed(s) per arm; wall-clock {elapsed / 60:.1f} min from the first stage's start "
              f"to the last one's end ({total / 60:.1f} min of stage time, stages running side by side).")
     score_note = ("Scores in %: accuracy on the synthetic evaluation split (regression items scored with MRA), "
-                  "greedy decoding, with ordered frames and with each video's 2-frame temporal patches shuffled; "
-                  "temporal reliance = ordered − shuffled on the temporal questions. Mean ± sample standard "
-                  "deviation over seeds. Chance is about 25–50 % on most questions.")
+                  "greedy decoding, with ordered frames and with each video's 2-frame temporal patches shuffled. "
+                  "In this split an object's colour is independent of its direction: 'conflicting' / "
+                  "'consistent' are the direction questions whose colour names another / the true direction "
+                  "(in RL training the colour names the true one 90 % of the time). Temporal reliance = "
+                  "ordered − shuffled on all temporal questions. Mean ± sample standard deviation over seeds. "
+                  "Chance is 25 % on direction.")
     configs = _configs(demo)
     sections = [
         ("Training curves (like Figure 5)", "curves"),
-        ("Ablation (like Table 2)", score_note, ablation, "ablation"),
+        ("Ablation (like Table 2)", score_note, ablation, best_gap(demo), best_gap(demo, "temporal reliance"),
+         "ablation"),
         ("Where the temporal bonus acted", "Shares of the video groups of every RL step, averaged over the run.",
          bonus),
         ("Wall-clock per stage", times),
@@ -249,6 +300,8 @@ def write_report(demo: Demo) -> Path:
         md += [f"## {title}", ""]
         page.append(f"<h2>{html.escape(title)}</h2>")
         for part in parts:
+            if part == "":  # a sentence with nothing to say (e.g. no GRPO arm to compare with)
+                continue
             if isinstance(part, Table):
                 md += [part.markdown(), ""]
                 page.append(part.html())

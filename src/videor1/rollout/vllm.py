@@ -39,7 +39,6 @@ from torch import Tensor, nn
 
 from videor1.models.inputs import Prompt, chat_text, video_metadata
 from videor1.rollout.base import Completions, EncodedPrompts, RolloutConfig, SamplingConfig, check_seeds
-from videor1.rollout.hf import VISION_TOKENS
 
 if TYPE_CHECKING:
     from vllm import LLM, RequestOutput
@@ -48,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # vLLM clamps logit biases to [-100, 100]: e^-100 keeps a suppressed token from ever being drawn.
 _SUPPRESS = -100.0
+# A response must never contain vision placeholders (the next forward would look for their media): the
+# tokens the hf engine suppresses too.
+VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
 
 
 class VLLMEngine:

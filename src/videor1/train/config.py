@@ -41,6 +41,17 @@ class AlgoConfig(_Section):
     num_shuffled: int = Field(default=4, ge=1, description="G~: responses with shuffled frames (paper: G/2).")
     alpha: float = Field(default=0.3, ge=0.0, description="Temporal reward r_t (Eq. 1).")
     temporal_ratio: float = Field(default=1.0, gt=0.0, description="Eq. 1 condition p >= ratio * p~ (reference code: 0.8).")
+    temporal_condition: Literal["paper", "strict", "margin"] = Field(
+        default="paper", description="Eq. 1's inequality: p >= ratio * p~ (paper), p > ratio * p~ (strict: no r_t "
+        "for a group as right without the order), p >= ratio * p~ + temporal_margin (docs/demo.md).")
+    temporal_margin: float = Field(default=0.0, ge=0.0, le=1.0, description="The margin condition's m.")
+    temporal_credit: Literal["group", "response"] = Field(
+        default="group", description="r_t per group from a shuffled group (paper, Eq. 1-2), or per response: "
+        "alpha for a correct response by its order reliance log pi(o|ordered) - log pi(o|shuffled), one "
+        "teacher-forced forward with shuffled frames, no shuffled generation (algo.response_temporal_bonus).")
+    credit_threshold: float = Field(default=0.0, description="Order reliance (nats) below which no credit is given.")
+    credit_scale: float = Field(default=1.0, ge=0.0, description="Nats above the threshold for the full alpha "
+                                "(linear in between); 0: a step at the threshold.")
     bonus_placement: Literal["reward", "advantage"] = Field(
         default="reward", description="Add r_t to the rewards (paper, Eq. 2) or to the normalised advantages.")
     scale: Literal["group", "batch", "none"] = Field(
