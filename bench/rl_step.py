@@ -46,6 +46,7 @@ from videor1.models.inputs import encode
 from videor1.models.loading import load_model, load_processor
 from videor1.models.tiny import build_tiny_from_records
 from videor1.models.vision import encode_vision
+from videor1.rollout.base import EncodedPrompts
 from videor1.rollout.hf import HFEngine
 from videor1.train import metrics as metrics_module
 from videor1.train import rl, sft
@@ -154,10 +155,12 @@ def check_baseline(work: Path, model_dir: Path, args) -> float:
     processor = load_processor(model_dir)
     model = load_model(config.model)
     source = QuestionSource(load_records(config.data.train_file), config, processor, SkipLog(), 0, 1)
-    batch = encode(processor, [q.prompt for q in source.questions(0, 0)])
+    prompts = [q.prompt for q in source.questions(0, 0)]
+    batch = encode(processor, prompts)
     G = config.algo.num_generations
     with torch.no_grad():
-        completions = HFEngine(model, processor).generate(batch, G, config.sampling, seed=args.seed)
+        completions = HFEngine(model, processor).generate(prompts, G, config.sampling, seed=args.seed,
+                                                          encoded=EncodedPrompts(batch))
         shared = rl.sequence_logprobs(model, batch, completions.ids, completions.mask, G, 1.0,
                                       encode_vision(model, batch))
         per_sequence = sequence_logprobs_per_sequence(model, batch, completions.ids, completions.mask, G, 1.0)
