@@ -40,7 +40,8 @@ def _temperature(config: RLConfig) -> float:
 
 
 @torch.no_grad()
-def reference_logprobs(rollout: RolloutBatch, reference, policy_model, config: RLConfig, shared_vision: bool) -> Tensor:
+def reference_logprobs(rollout: RolloutBatch, reference, policy_model, config: RLConfig,
+                       shared_vision: bool) -> Tensor:
     """log pi_ref of the sampled completions: a frozen copy, or the LoRA policy with adapters off.
     When no vision weight is ever trained, the rollout's embeddings are the reference's too."""
     c = rollout.completions
@@ -55,9 +56,9 @@ def reference_logprobs(rollout: RolloutBatch, reference, policy_model, config: R
 def update(rollouts: list[RolloutBatch], policy, accelerator, optimizer, scheduler, config: RLConfig,
            vision_trainable: bool) -> dict:
     """mu iterations of the clipped, KL-regularised loss (Eq. 4) over the micro-batches, one
-    optimizer step each; losses are normalised over all micro-batches (accumulation = big batch). The first iteration's
-    log-probs are pi_old (the policy that sampled), compared with the engine's (`rollout/*` metrics)
-    and, with `rollout.importance_cap`, used to reweight the engine's samples."""
+    optimizer step each; losses are normalised over all micro-batches (accumulation = big batch). The
+    first iteration's log-probs are pi_old (the policy that sampled), compared with the engine's
+    (`rollout/*` metrics) and, with `rollout.importance_cap`, used to reweight the engine's samples."""
     algo, started = config.algo, time.perf_counter()
     rollouts, parity, cap = list(rollouts), [], config.rollout.importance_cap
     masks = [r.completions.mask for r in rollouts]
@@ -76,7 +77,8 @@ def update(rollouts: list[RolloutBatch], policy, accelerator, optimizer, schedul
                         parity.append(rollout_parity(rollout.engine_logps, rollout.old_logps, c.mask))
                 weights = None
                 if cap is not None:
-                    weights = truncated_importance_weights(rollout.old_logps, rollout.engine_logps, c.mask, cap)
+                    weights = truncated_importance_weights(rollout.old_logps, rollout.engine_logps, c.mask,
+                                                           cap)
                 out = policy_loss(logps, rollout.old_logps, rollout.advantages, c.mask.to(logps.dtype),
                                   rollout.ref_logps, algo.beta, algo.clip_eps, algo.clip, algo.aggregation,
                                   normalizer, weights)
@@ -172,8 +174,8 @@ def _warn_parity(metrics: dict, config: RLConfig, accelerator) -> bool:
         log.warning("rollout engine %r vs training forward: KL %.3g per token (> rollout.parity_warn_kl=%g), "
                     "|log-prob difference| mean %.3g, max %.3g. The engine is not sampling from the policy "
                     "being trained: check its inputs (media, vision tokens) and weights; "
-                    "rollout.importance_cap corrects small mismatches. Warned once.", config.rollout.engine, kl,
-                    config.rollout.parity_warn_kl, metrics["rollout/logp_diff_mean"],
+                    "rollout.importance_cap corrects small mismatches. Warned once.", config.rollout.engine,
+                    kl, config.rollout.parity_warn_kl, metrics["rollout/logp_diff_mean"],
                     metrics["rollout/logp_diff_max"])
     return True
 

@@ -97,14 +97,16 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
     # 3. Temporal reward (Eq. 1) for video questions under T-GRPO, from shuffled frames when it can matter:
     #    the shuffled groups of every question that needs one, in one engine call.
     r_t = torch.zeros(len(questions))
-    temporal = {"video_groups": 0, "shuffled_generated": 0, "granted": [], "changed": 0, "p": [], "p_shuffled": []}
-    videos = [b for b, q in enumerate(questions) if q.record.data_type == "video"] if algo.name == "tgrpo" else []
-    kwargs = dict(alpha=algo.alpha, ratio=algo.temporal_ratio, scale=algo.scale, placement=algo.bonus_placement)
+    temporal = {"video_groups": 0, "shuffled_generated": 0, "granted": [], "changed": 0, "p": [],
+                "p_shuffled": []}
+    videos = [b for b, q in enumerate(questions) if q.record.data_type == "video" and algo.name == "tgrpo"]
+    kwargs = dict(alpha=algo.alpha, ratio=algo.temporal_ratio, scale=algo.scale,
+                  placement=algo.bonus_placement)
     groups = {b: slice(b * G, (b + 1) * G) for b in videos}
     needed = [b for b in videos if not algo.skip_shuffled
               or shuffled_group_needed(rewards[groups[b]], correct[groups[b]], **kwargs)]
-    p_shuffled = dict(zip(needed, shuffled_accuracies(questions, needed, inputs, vision, config, engine, processor,
-                                                      step, rank)))
+    p_shuffled = shuffled_accuracies(questions, needed, inputs, vision, config, engine, processor, step, rank)
+    p_shuffled = dict(zip(needed, p_shuffled))
     for b in videos:
         group, p = groups[b], float(correct[groups[b]].float().mean())
         if b in p_shuffled:
@@ -166,18 +168,21 @@ def shuffled_prompts(questions: list[Question], indices: list[int], inputs, visi
     padding, whichever questions are shuffled). `frame` shuffling, the reference code's, breaks the
     2-frame patches: the engine encodes the shuffled frames again (encoded is None).
     """
-    video_index = {b: i for i, b in enumerate(b for b, q in enumerate(questions) if q.prompt.video is not None)}
+    with_video = [b for b, q in enumerate(questions) if q.prompt.video is not None]
+    video_index = {b: i for i, b in enumerate(with_video)}  # question -> its video's rank in the batch
     prompts, seeds, rows = [], [], {}
     for b in indices:
         question = questions[b]
         clip = question.prompt.video
         seed = sample_seed(config.run.seed, "shuffle", step, rank, question.record.problem_id)
         permutation = shuffle_permutation(len(clip.frames), config.media.shuffle, seed)
-        prompts.append(replace(question.prompt, video=_with_frames(clip, apply_permutation(clip.frames, permutation))))
+        shuffled = _with_frames(clip, apply_permutation(clip.frames, permutation))
+        prompts.append(replace(question.prompt, video=shuffled))
         seeds.append(sample_seed(seed, "sample"))
         if config.media.shuffle == "temporal_patch":
             grid = inputs["video_grid_thw"][video_index[b]]
-            rows[video_index[b]] = torch.tensor(embedding_permutation(permutation, int(grid[1] * grid[2]) // 4))
+            tokens_per_patch = int(grid[1] * grid[2]) // 4  # after the 2x2 merge
+            rows[video_index[b]] = torch.tensor(embedding_permutation(permutation, tokens_per_patch))
     if config.media.shuffle != "temporal_patch":
         return prompts, None, seeds
     items = [video_index[b] for b in indices]
