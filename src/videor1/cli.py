@@ -461,7 +461,7 @@ def infer_command(
 @app.command("serve")
 def serve_command(
     model: Annotated[Path, typer.Option("--model", help="Local checkpoint directory to serve.")],
-    host: Annotated[str, typer.Option(help="Interface to bind; anything but loopback exposes the model and the media roots to the network (no authentication).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Interface to bind; anything but loopback exposes the model and the media roots to the network (protect it with --api-key).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
     media_root: Annotated[list[Path] | None, typer.Option("--media-root", help="Directory whose files requests may name by path (repeatable; none: only data: URLs).")] = None,
     frames: Annotated[int, typer.Option(min=2, help="Frames sampled from each video (a client's prepared clip of N frames needs --frames N).")] = 32,
@@ -471,16 +471,23 @@ def serve_command(
     max_request_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body, in MiB (413 above).")] = 256.0,
     dtype: Annotated[str, typer.Option(help="auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16, float16.")] = "auto",
     device: Annotated[str | None, typer.Option(help="cuda, cpu, … (default: cuda when available).")] = None,
+    max_model_len: Annotated[int | None, typer.Option(help="Prompt plus completion tokens per request (default and most: the checkpoint's max_position_embeddings).")] = None,
+    request_timeout: Annotated[float, typer.Option(help="Seconds one request may hold the model; beyond, its generation stops (422).")] = 300.0,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="VIDEOR1_API_KEY", show_envvar=True, help="Require 'Authorization: Bearer KEY' on /v1/* (401 otherwise).")] = None,
 ) -> None:
     """Serve a checkpoint as an OpenAI-compatible /v1/chat/completions endpoint (images and videos)."""
-    from videor1.api.server import serve, server_media
+    from pydantic import ValidationError
 
-    if dtype not in ("auto", "float32", "bfloat16", "float16"):
-        _fail(f"--dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
+    from videor1.api.server import ServeConfig, serve
+
     try:
-        serve(model, host, port, media_roots=media_root or [], media=server_media(model, frames, max_pixels, min_pixels),
-              served_model_name=served_model_name, max_request_bytes=int(max_request_mb * 2**20), dtype=dtype,
-              device=device)
+        config = ServeConfig(model=model, host=host, port=port, media_roots=media_root or [], frames=frames,
+                             max_pixels=max_pixels, min_pixels=min_pixels, served_model_name=served_model_name,
+                             max_request_mb=max_request_mb, dtype=dtype, device=device, max_model_len=max_model_len,
+                             request_timeout=request_timeout, api_key=api_key or None)
+        serve(config)
+    except ValidationError as error:
+        _fail("; ".join(f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in error.errors()))
     except (ValueError, OSError) as error:
         _fail(str(error))
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from videor1.api.guard import API_KEY_VARIABLE
+from videor1.api.server import ServeConfig
 from videor1.eval.runner import media_config
 from videor1.media.loader import MediaConfig
 
@@ -28,6 +30,12 @@ LIMIT = 512 * 1024  # the test server's request bound
 def api_media() -> MediaConfig:
     """8 frames at 84x84: the synthetic videos whole, the same settings on both sides."""
     return media_config(8, PIXELS, PIXELS, 28)
+
+
+def serve_config(model: Path, media_root: Path, **options) -> ServeConfig:
+    """The server's settings for the synthetic clips: `api_media()` on the server side."""
+    return ServeConfig(model=model, media_roots=[media_root], frames=8, min_pixels=PIXELS, max_pixels=PIXELS,
+                       **options)
 
 
 @dataclass
@@ -62,13 +70,23 @@ def running(app) -> Iterator[str]:
 def serve_command(model: Path, media_root: Path, log: Path, *extra: str) -> Iterator[str]:
     """`videor1 serve` as a subprocess (the real command) on a free loopback port, with the synthetic
     clips' media settings; yields its base URL once /health answers, interrupts it afterwards."""
+    with serve_process(model, media_root, log, *extra) as (_, url):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_process(model: Path, media_root: Path, log: Path, *extra: str, env: dict[str, str] | None = None
+                  ) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`serve_command`'s process and URL; `env`: variables added to the environment (else none of
+    $VIDEOR1_API_KEY, which the server reads). Interrupted afterwards unless it has already ended."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "videor1.cli", "serve", "--model", str(model), "--port", str(port),
                "--media-root", str(media_root), "--frames", "8", "--max-pixels", str(PIXELS), *extra]
+    environment = {k: v for k, v in os.environ.items() if k != API_KEY_VARIABLE} | (env or {})
     with log.open("w") as sink:
-        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environment)
         try:
             deadline = time.monotonic() + 120
             while True:
@@ -79,7 +97,8 @@ def serve_command(model: Path, media_root: Path, log: Path, *extra: str) -> Iter
                         break
                 except httpx.TransportError:
                     time.sleep(0.2)
-            yield f"http://127.0.0.1:{port}"
+            yield proc, f"http://127.0.0.1:{port}"
         finally:
-            os.kill(proc.pid, signal.SIGINT)
-            proc.wait(timeout=30)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGINT)
+                proc.wait(timeout=30)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import LIMIT, Served, api_media, running
+from api_support import LIMIT, Served, running, serve_config
 
 from videor1.api.server import create_app
 from videor1.data.synth import SynthConfig, synthesize
@@ -26,6 +26,6 @@ def api_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def server(api_root) -> Iterator[Served]:
     """The untrained tiny model served with the synthetic dataset as media root, requests ≤ 512 KiB."""
-    app = create_app(api_root / "tiny", [api_root / "synth"], api_media(), max_request_bytes=LIMIT)
+    app = create_app(serve_config(api_root / "tiny", api_root / "synth", max_request_mb=LIMIT / 2**20))
     with running(app) as url:
         yield Served(url, "tiny", api_root / "synth", api_root / "tiny")

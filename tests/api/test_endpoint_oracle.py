@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import PIXELS, api_media, running, serve_command
+from api_support import PIXELS, api_media, running, serve_command, serve_config
 from rl_support import supervise
 from typer.testing import CliRunner
 
@@ -39,7 +39,7 @@ def trained(api_root) -> Path:
 
 @pytest.fixture(scope="module")
 def endpoint(trained, api_root):
-    with running(create_app(trained, [api_root / "synth"], api_media())) as url:
+    with running(create_app(serve_config(trained, api_root / "synth"))) as url:
         yield url
 
 

@@ -10,9 +10,9 @@ import shutil
 
 import httpx
 import pytest
-from api_support import LIMIT, api_media
+from api_support import LIMIT, api_media, serve_config
 
-from videor1.api.server import serve
+from videor1.api.guard import exposure_warning, is_loopback
 from videor1.data.loading import load_records
 from videor1.data.records import EvalRecord
 from videor1.eval.generate import record_prompt
@@ -42,6 +42,9 @@ def post(server, body, **kwargs) -> httpx.Response:
         body = json.dumps(body)
     return httpx.post(f"{server.url}/v1/chat/completions", content=body, timeout=60,
                       headers={"Content-Type": "application/json"}, **kwargs)
+
+
+HI = [{"role": "user", "content": "hi"}]
 
 
 def chat(server, messages, **extra) -> dict:
@@ -76,7 +79,8 @@ def test_a_chat_with_a_data_url(server, prompts, processor, kind):
     response = post(server, chat(server, prompt_messages(prompt)))
     assert response.status_code == 200, response.text
     answer = response.json()
-    assert answer["object"] == "chat.completion" and answer["model"] == "tiny" and answer["id"].startswith("chatcmpl-")
+    assert answer["object"] == "chat.completion" and answer["model"] == "tiny"
+    assert answer["id"].startswith("chatcmpl-")
     [choice] = answer["choices"]
     assert choice["index"] == 0 and choice["message"]["role"] == "assistant"
     assert isinstance(choice["message"]["content"], str)
@@ -116,7 +120,8 @@ def test_paths_outside_the_media_root_are_forbidden(server, tmp_path):
     try:
         dotted = f"{server.root}/{os.path.relpath(outside, server.root)}"  # root/../../…/secret.png
         for url in (str(outside), dotted, f"file://{dotted}", str(link), f"file://{link}"):
-            error_of(post(server, chat(server, user_with("image", url))), 403, "outside the server's media roots")
+            error_of(post(server, chat(server, user_with("image", url))), 403,
+                     "outside the server's media roots")
     finally:
         link.unlink()
     error_of(post(server, chat(server, user_with("image", "images/relative.png"))), 400, "absolute")
@@ -129,7 +134,8 @@ def test_the_server_fetches_nothing(server):
 
 
 def test_bad_data_urls(server):
-    error_of(post(server, chat(server, user_with("image", "data:image/png;base64,@@@not-base64@@@"))), 400, "base64")
+    not_base64 = "data:image/png;base64,@@@not-base64@@@"
+    error_of(post(server, chat(server, user_with("image", not_base64))), 400, "base64")
     error_of(post(server, chat(server, user_with("image", "data:image/png,rawbytes"))), 400, "base64")
     error_of(post(server, chat(server, user_with("image", "data:video/mp4;base64,AAAA"))), 400, "image/*")
     garbage = "data:video/mp4;base64," + "QUJD" * 100  # decodes, but is no video
@@ -150,12 +156,12 @@ def test_malformed_and_invalid_requests_get_openai_shaped_400s(server):
     error = error_of(post(server, b"{not json"), 400, "not valid JSON")
     assert error["type"] == "invalid_request_error"
     error_of(post(server, {"model": "tiny"}), 400, "messages")  # FastAPI would say 422
-    assert error_of(post(server, chat(server, [{"role": "user", "content": "hi"}], n=2)), 400, "n=1")["param"] == "n"
-    error_of(post(server, chat(server, [{"role": "user", "content": "hi"}], stream=True)), 400, "stream")
-    error_of(post(server, chat(server, [{"role": "user", "content": "hi"}], best_of=3)), 400, "best_of")
-    error_of(post(server, chat(server, [{"role": "user", "content": "hi"}], temperature=-1)), 400, "temperature")
-    error_of(post(server, chat(server, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a"},
-                                        {"role": "user", "content": "b"}])), 400, "multi-turn")
+    assert error_of(post(server, chat(server, HI, n=2)), 400, "n=1")["param"] == "n"
+    error_of(post(server, chat(server, HI, stream=True)), 400, "stream")
+    error_of(post(server, chat(server, HI, best_of=3)), 400, "best_of")
+    error_of(post(server, chat(server, HI, temperature=-1)), 400, "temperature")
+    turns = [*HI, {"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]
+    error_of(post(server, chat(server, turns)), 400, "multi-turn")
     url = "data:image/png;base64,AAAA"
     two = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
                                         {"type": "image_url", "image_url": {"url": url}}]}]
@@ -163,44 +169,47 @@ def test_malformed_and_invalid_requests_get_openai_shaped_400s(server):
 
 
 def test_an_unknown_model_is_404(server):
-    error = error_of(post(server, {**chat(server, [{"role": "user", "content": "hi"}]), "model": "gpt-4o"}), 404,
+    error = error_of(post(server, {**chat(server, HI), "model": "gpt-4o"}), 404,
                      "gpt-4o", "tiny")
     assert error["code"] == "model_not_found"
 
 
 def test_stop_strings_cut_the_text(server):
-    answer = post(server, chat(server, [{"role": "user", "content": "hi"}], max_tokens=12)).json()
+    answer = post(server, chat(server, HI, max_tokens=12)).json()
     text = answer["choices"][0]["message"]["content"]
     assert len(text) >= 4
     stop = text[2:4]
-    cut = post(server, chat(server, [{"role": "user", "content": "hi"}], max_tokens=12, stop=[stop])).json()
+    cut = post(server, chat(server, HI, max_tokens=12, stop=[stop])).json()
     assert cut["choices"][0]["message"]["content"] == text[:text.find(stop)]
     assert cut["choices"][0]["finish_reason"] == "stop"
 
 
 def test_log_probs_of_the_completion_tokens(server):
-    answer = post(server, chat(server, [{"role": "user", "content": "hi"}], max_tokens=5, logprobs=True)).json()
+    answer = post(server, chat(server, HI, max_tokens=5, logprobs=True)).json()
     content = answer["choices"][0]["logprobs"]["content"]
     assert len(content) == answer["usage"]["completion_tokens"] == 5
     assert all(t["logprob"] <= 0 and t["top_logprobs"] == [] and bytes(t["bytes"]).decode() == t["token"]
                for t in content)
     assert "".join(t["token"] for t in content) == answer["choices"][0]["message"]["content"]
-    error_of(post(server, chat(server, [{"role": "user", "content": "hi"}], logprobs=True, stop=["x"])), 400, "stop")
-    error_of(post(server, chat(server, [{"role": "user", "content": "hi"}], top_logprobs=3)), 400, "top_logprobs")
+    error_of(post(server, chat(server, HI, logprobs=True, stop=["x"])), 400, "stop")
+    error_of(post(server, chat(server, HI, top_logprobs=3)), 400, "top_logprobs")
 
 
-def test_serving_beyond_loopback_warns(server, monkeypatch, caplog):
-    import uvicorn
+def test_binding_beyond_loopback_warns():
+    for host in ("127.0.0.1", "127.0.0.2", "127.255.255.254", "localhost", "::1", "[::1]"):
+        assert is_loopback(host) and exposure_warning(host, 8000, api_key=False) is None, host
+    for host in ("0.0.0.0", "::", "192.168.1.5", "10.0.0.1", "128.0.0.1", "example.com",
+                 "localhost.example.com"):
+        assert not is_loopback(host), host
+        assert "no authentication" in exposure_warning(host, 9000, api_key=False)
+        assert "no TLS" in exposure_warning(host, 9000, api_key=True)
 
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
-    serve(server.model, media_roots=[server.root])
-    assert calls == [{"host": "127.0.0.1", "port": 8000, "log_level": "info"}] and "authentication" not in caplog.text
-    with caplog.at_level("WARNING"):
-        serve(server.model, host="0.0.0.0", port=9000)
-    assert calls[-1]["host"] == "0.0.0.0" and "no authentication" in caplog.text
+
+def test_a_media_root_that_is_not_a_directory_is_refused(server):
+    from videor1.api.server import create_app
+
     with pytest.raises(ValueError, match="not a directory"):
-        serve(server.model, media_roots=[server.root / "eval.json"])
+        create_app(serve_config(server.model, server.root / "eval.json"))
 
 
 def test_an_unexpected_server_error_is_a_500_in_openais_shape_without_internals(api_root, monkeypatch):
@@ -208,10 +217,11 @@ def test_an_unexpected_server_error_is_a_500_in_openais_shape_without_internals(
 
     from videor1.api.server import create_app
 
-    app = create_app(api_root / "tiny", [api_root / "synth"], api_media())
+    app = create_app(serve_config(api_root / "tiny", api_root / "synth"))
     monkeypatch.setattr(app.state.service, "generate",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("/secret/dir/tmp.mp4: disk full")))
-    monkeypatch.setattr(app.state.service, "models", lambda: (_ for _ in ()).throw(KeyError("/secret/models")))
+    monkeypatch.setattr(app.state.service, "models",
+                        lambda: (_ for _ in ()).throw(KeyError("/secret/models")))
     with running(app) as url:
         served = Served(url, "tiny", api_root / "synth", api_root / "tiny")
         answer = post(served, chat(served, [{"role": "user", "content": "hello"}]))
@@ -225,9 +235,9 @@ def test_an_unexpected_server_error_is_a_500_in_openais_shape_without_internals(
 def test_an_endpoint_evaluation_pins_the_served_model_in_its_settings(server, tmp_path):
     from videor1.eval import EvalConfig, eval_sampling, run_eval
 
-    config = EvalConfig(endpoint=server.url, bench="synthetic", data=server.root / "eval.json", out_dir=tmp_path,
-                        frames=8, min_pixels=84 * 84, max_pixels=84 * 84, sampling=eval_sampling(4, greedy=True),
-                        limit=1, template="video-r1-eval")
+    config = EvalConfig(endpoint=server.url, bench="synthetic", data=server.root / "eval.json",
+                        out_dir=tmp_path, frames=8, min_pixels=84 * 84, max_pixels=84 * 84,
+                        sampling=eval_sampling(4, greedy=True), limit=1, template="video-r1-eval")
     result = run_eval(config, show_progress=False)
     assert result.summary.settings["endpoint_model"] == server.name  # asked of /v1/models, then pinned
     settings = json.loads(next(tmp_path.glob("*.settings.json")).read_text())

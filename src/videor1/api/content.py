@@ -102,7 +102,8 @@ def load_part(part: ImagePart | VideoPart, where: str, policy: MediaPolicy) -> I
     if scheme == "data":
         mime, data = parse_data_url(url, where)
         if not mime.startswith(f"{kind}/"):
-            raise APIError(400, f"{where}: a {part.type} part needs a {kind}/* data URL, got {mime}", param=where)
+            raise APIError(400, f"{where}: a {part.type} part needs a {kind}/* data URL, got {mime}",
+                           param=where)
         with tempfile.TemporaryDirectory(prefix="videor1-serve-") as tmp:
             path = Path(tmp) / f"media{mimetypes.guess_extension(mime) or ''}"
             path.write_bytes(data)
@@ -111,8 +112,8 @@ def load_part(part: ImagePart | VideoPart, where: str, policy: MediaPolicy) -> I
         raise APIError(400, f"{where}: this server fetches nothing from the network; send the {kind} as a "
                             "data: URL, or as a path under one of its --media-root directories", param=where)
     if scheme not in ("", "file"):
-        raise APIError(400, f"{where}: unsupported URL scheme {scheme!r} (data:, file:// or an absolute path)",
-                       param=where)
+        raise APIError(400, f"{where}: unsupported URL scheme {scheme!r} (data:, file:// or an absolute "
+                            "path)", param=where)
     return _decode(confined_path(url, where, policy.roots), kind, where, policy.config, shown=url)
 
 
@@ -136,14 +137,16 @@ def confined_path(url: str, where: str, roots: tuple[Path, ...]) -> Path:
     if url.startswith("file:"):
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
-            raise APIError(400, f"{where}: file URL on another host ({parts.netloc}) is not supported", param=where)
+            raise APIError(400, f"{where}: file URL on another host ({parts.netloc}) is not supported",
+                           param=where)
         raw = unquote(parts.path)
     else:
         raw = url
     if "\x00" in raw:  # os.path.realpath would raise ValueError: an unshaped 500 that clients retry
         raise APIError(400, f"{where}: a local path may not contain a NUL character", param=where)
     if not Path(raw).is_absolute():
-        raise APIError(400, f"{where}: a local path must be absolute (or a file:// URL), got {url!r}", param=where)
+        raise APIError(400, f"{where}: a local path must be absolute (or a file:// URL), got {url!r}",
+                       param=where)
     if not roots:
         raise APIError(403, f"{where}: local paths are refused: the server was started without --media-root",
                        param=where)

@@ -14,16 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # --- errors ---------------------------------------------------------------------------------------
 
-ERROR_TYPES = {400: "invalid_request_error", 403: "permission_error", 404: "not_found_error",
-               413: "invalid_request_error", 500: "server_error"}
+ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_error",
+               404: "not_found_error", 413: "invalid_request_error", 415: "invalid_request_error",
+               422: "invalid_request_error", 500: "server_error", 503: "server_error"}
+MAX_TOKENS_BOUND = 2**31 - 1  # any larger max_tokens is refused as malformed; the context bounds it further
 
 
 class APIError(Exception):
-    """An error answered to the client: HTTP status plus OpenAI's error body."""
+    """An error answered to the client: HTTP status plus OpenAI's error body (and headers, e.g. 401's)."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": ERROR_TYPES.get(self.status, "server_error"),
@@ -38,8 +42,8 @@ class _Strict(BaseModel):
 
 class MediaURL(_Strict):
     url: str = Field(description="data:<mime>;base64,<data>, file:///absolute/path, or /absolute/path.")
-    detail: Literal["auto"] | None = Field(default=None, description="Only 'auto': resolution is the server's "
-                                                                     "--max-pixels / --min-pixels.")
+    detail: Literal["auto"] | None = Field(default=None, description="Only 'auto': resolution is the "
+                                           "server's --max-pixels / --min-pixels.")
 
 
 class TextPart(_Strict):
@@ -72,8 +76,11 @@ class ChatRequest(_Strict):
 
     model: str
     messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1, description="Same as max_tokens (newer name).")
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_BOUND, description="At most the "
+                                   "context left after the prompt (the server answers 400 beyond it, saying "
+                                   "the limit).")
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_BOUND,
+                                              description="Same as max_tokens (newer name).")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0, description="0 means greedy.")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     top_k: int | None = Field(default=None, description="vLLM's extension; None or -1: off.")
@@ -83,8 +90,8 @@ class ChatRequest(_Strict):
     stream: bool = False
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
-    logprobs: bool = Field(default=False, description="Each completion token's log-prob (under the sampling "
-                                                      "temperature; raw when greedy), as HFEngine samples them.")
+    logprobs: bool = Field(default=False, description="Each completion token's log-prob (under the "
+                           "sampling temperature; raw when greedy), as HFEngine samples them.")
     top_logprobs: int | None = None
     user: str | None = None
 
