@@ -24,6 +24,7 @@ from torch import nn
 
 from videor1.models.inputs import Prompt, encode
 from videor1.models.logprobs import selective_log_softmax
+from videor1.models.prefix import prefilled_inputs
 from videor1.models.vision import MODALITIES, encode_vision, shallow_copy
 from videor1.rollout.base import Completions, EncodedPrompts, SamplingConfig, check_seeds
 
@@ -44,6 +45,7 @@ class HFEngine:
         self.pad_id = tokenizer.pad_token_id
         suppressed = [tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
         self.suppressed = [i for i in suppressed if isinstance(i, int) and i != tokenizer.unk_token_id]
+        self.prefill_once = True  # False: generate prefills each of the n copies of a prompt itself
 
     @classmethod
     def from_checkpoint(cls, model_dir: str | Path, dtype: Dtype = "auto",
@@ -81,10 +83,16 @@ class HFEngine:
             if batch["input_ids"].shape[0] != len(prompts):
                 raise ValueError(f"encoded holds {batch['input_ids'].shape[0]} prompts, not {len(prompts)}")
             vision = encoded.vision if encoded.vision is not None else encode_vision(self.model, batch)
-            inputs = {k: v for k, v in batch.items() if k != "video_metadata" and k not in _PIXELS}
-            inputs["mm_encoder_outputs"] = shallow_copy(vision)  # generate expands it in place
+            # each prompt prefilled once, its cache repeated to its n rows (models/prefix.py), where exact
+            inputs = prefilled_inputs(self.model, batch, vision, n) if self.prefill_once and n > 1 else None
+            options = self._options(sampling, n, seed, seeds, logprobs, stop)
+            if inputs is None:
+                inputs = {k: v for k, v in batch.items() if k != "video_metadata" and k not in _PIXELS}
+                inputs["mm_encoder_outputs"] = shallow_copy(vision)  # generate expands it in place
+            else:
+                options["num_return_sequences"] = 1  # the n rows of each prompt are already there
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                out = self.model.generate(**inputs, **self._options(sampling, n, seed, seeds, logprobs, stop))
+                out = self.model.generate(**inputs, **options)
         finally:
             self.model.train(was_training)
 
