@@ -13,7 +13,8 @@ Three tables:
    shapes (16 frames at 128*28*28 pixels: 1,024 video tokens; responses up to 768 tokens; G = 8).
 2. The policy forward + backward and the reference forward of one step (videor1.models.logprobs, on the
    same inputs), shared prefix on vs off, alternated.
-3. Seconds per step: videor1 (`videor1.train.rl.train`, GRPO, shared prefix on and off) and TRL
+3. Seconds per step: videor1 (`videor1.train.rl.train`, GRPO, shared prefix on and off: off, each of the
+   G copies of a prompt is prefilled in generation and run whole in the log-prob forwards) and TRL
    (`GRPOTrainer`), runs alternated in rotated order, each 1 warm-up step + --steps timed steps.
 
 A step's wall clock is measured from its start to its end; before a step starts, the script waits up to
@@ -49,6 +50,7 @@ from videor1.models.logprobs import GroupedPolicy, sequence_logprobs
 from videor1.models.tiny import build_tiny_from_records
 from videor1.models.vision import encode_vision
 from videor1.prompts import build_question, load_template
+from videor1.rollout.hf import HFEngine
 from videor1.train import metrics as metrics_module
 from videor1.train import rl
 from videor1.train.config import load_config
@@ -196,7 +198,9 @@ def run_videor1(data: Path, model_dir: Path, out: Path, args, shared_prefix: boo
         if step < args.steps + 1:
             clock.start()
 
-    with mock.patch.object(metrics_module.MetricsWriter, "log", timed_log):
+    # off: the HF engine too prefills each of the G copies of a prompt (transformers' way)
+    with mock.patch.object(metrics_module.MetricsWriter, "log", timed_log), \
+            mock.patch.object(HFEngine, "prefill_once", shared_prefix):
         rl.train(config, progress=False)  # the first step runs untimed (warm-up)
     return clock.steps
 

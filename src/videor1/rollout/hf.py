@@ -37,6 +37,8 @@ VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision
 class HFEngine:
     """`model.generate` on `model` (the policy itself, unwrapped from DDP / FSDP wrappers)."""
 
+    prefill_once = True  # False: generate prefills each of the n copies of a prompt itself
+
     def __init__(self, model: nn.Module, processor):
         self.model = model
         self.processor = processor
@@ -45,7 +47,6 @@ class HFEngine:
         self.pad_id = tokenizer.pad_token_id
         suppressed = [tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
         self.suppressed = [i for i in suppressed if isinstance(i, int) and i != tokenizer.unk_token_id]
-        self.prefill_once = True  # False: generate prefills each of the n copies of a prompt itself
 
     @classmethod
     def from_checkpoint(cls, model_dir: str | Path, dtype: Dtype = "auto",
