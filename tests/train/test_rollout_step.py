@@ -112,3 +112,12 @@ def test_parity_is_logged_every_step_and_a_blind_engine_is_warned_about_once(rl_
         blind = run("blind")
     assert all(m["rollout/kl"] > RolloutConfig().parity_warn_kl for m in blind)
     assert len([r for r in caplog.records if "rollout engine" in r.message]) == 1
+
+
+def test_rl_refuses_an_engine_that_cannot_take_the_policys_weights(tmp_path):
+    with pytest.raises(ValueError, match="rollout.engine=endpoint cannot roll out for training"):
+        load_config(None, [f"model.path={tmp_path}", f"data.train_file={tmp_path / 'train.json'}",
+                           "rollout.engine=endpoint"])
+    config = load_config(None, [f"model.path={tmp_path}", f"data.train_file={tmp_path / 'train.json'}",
+                                "rollout.engine=vllm", "rollout.importance_cap=2"])
+    assert config.rollout.engine == "vllm" and config.rollout.importance_cap == 2.0

@@ -140,6 +140,13 @@ class RLConfig(StageConfig):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
+    @model_validator(mode="after")
+    def _engine_can_train(self) -> RLConfig:
+        if self.rollout.engine == "endpoint":
+            raise ValueError("rollout.engine=endpoint cannot roll out for training (a server cannot take the "
+                             "policy's new weights): use hf or vllm")
+        return self
+
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """`a.b=value` pairs applied to a nested dict; values parsed as YAML (numbers, booleans, lists)."""
