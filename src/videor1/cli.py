@@ -131,6 +131,8 @@ def data_stats(
         dist = distribution(read_raw(file))
     except DataFileError as error:
         _fail(str(error))
+    if dist.total == 0:
+        _fail(f"{file}: no record is a JSON object (first: {dist.unreadable[0]})")
     for line in dist.unreadable[:5]:
         err_console.print(f"[yellow]warning:[/] {file}: {line}; not counted", highlight=False)
     for name in FIELDS:
