@@ -9,6 +9,7 @@ rollout without the video showed a rollout-to-actor KL of 0.09-0.11 against 0.00
 truncated importance sampling (TIS: Yao et al., "Your Efficient RL Framework Secretly Brings You
 Off-Policy RL Training", 2025; verl's and TRL's `*_importance_sampling_cap`) reweights each token's
 policy-gradient term by pi_old / pi_engine, capped so that rare tokens cannot blow up the gradient.
+See docs/algorithm.md, "The rollout engine against the trainer".
 """
 
 from __future__ import annotations

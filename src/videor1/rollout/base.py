@@ -11,7 +11,7 @@ serve) calls `Engine.generate`; no other module calls `model.generate`. Engines:
 Random streams. `seed` (one int) makes a call repeatable: its prompts share one stream. `seeds`
 (one per prompt) gives prompt b a stream of its own, so that its completions do not depend on which
 other prompts are in the call: T-GRPO generates only the shuffled groups that can change an update
-(docs/algorithm.md, "skipping shuffled groups"), all in one call, and the update must be the same
+(docs/algorithm.md, "The exact skip"), all in one call, and the update must be the same
 whether the others were generated or not.
 
 T-GRPO's shuffled group is just more prompts: the question's text with its frames permuted.
