@@ -27,8 +27,9 @@ def supervise(model_dir: Path, out_dir: Path, cot_file: Path, steps: int = 80, s
     run = out_dir.with_name(f"{out_dir.name}-sft")
     overrides = {"model.path": model_dir, "model.dtype": "float32", "data.train_file": cot_file,
                  "media.cache_dir": run / "frames", "optim.lr": 3e-3, "optim.schedule": "constant",
-                 "optim.max_grad_norm": 1e6, "run.max_steps": steps, "run.prompts_per_device": 8, "run.seed": seed,
-                 "run.save_every": steps, "run.output_dir": run, "run.tensorboard": False, "data.template": template}
+                 "optim.max_grad_norm": 1e6, "run.max_steps": steps, "run.prompts_per_device": 8,
+                 "run.seed": seed, "run.save_every": steps, "run.output_dir": run, "run.tensorboard": False,
+                 "data.template": template}
     train(load_sft_config(None, MEDIA + [f"{k}={v}" for k, v in overrides.items()]), progress=False)
     shutil.copytree(run / f"checkpoint-{steps}" / "hf", out_dir)
     return out_dir
@@ -36,9 +37,10 @@ def supervise(model_dir: Path, out_dir: Path, cot_file: Path, steps: int = 80, s
 
 def rl_overrides(root: Path, out: Path, model: str = "formatted", **extra) -> list[str]:
     """key=value overrides of a fast CPU run (the same form as on the command line)."""
-    base = {"model.path": root / model, "model.dtype": "float32", "data.train_file": root / "synth" / "rl_train.json",
-            "data.max_prompt_tokens": 2048, "sampling.max_new_tokens": 64, "algo.num_generations": 4,
-            "algo.num_shuffled": 2, "reward.length": 0.0, "run.max_steps": 3, "run.prompts_per_device": 4,
-            "run.output_dir": out, "run.save_every": 100, "run.tensorboard": False, "optim.lr": 1e-4}
+    base = {"model.path": root / model, "model.dtype": "float32",
+            "data.train_file": root / "synth" / "rl_train.json", "data.max_prompt_tokens": 2048,
+            "sampling.max_new_tokens": 64, "algo.num_generations": 4, "algo.num_shuffled": 2,
+            "reward.length": 0.0, "run.max_steps": 3, "run.prompts_per_device": 4, "run.output_dir": out,
+            "run.save_every": 100, "run.tensorboard": False, "optim.lr": 1e-4}
     base.update(extra)
     return MEDIA + [f"{k}={v}" for k, v in base.items()]

@@ -81,7 +81,9 @@ def _package(package: str, module: str, fix: str | None = None) -> str:
         raise DoctorError(f"cannot import {module}: {type(error).__name__}: {error}", install) from error
     if requirement is not None and not requirement.specifier.contains(version, prereleases=True):
         raise DoctorError(f"{package} {version} is outside videor1's requirement {requirement}", install)
-    return version if requirement is None or not requirement.specifier else f"{version} (needs {requirement.specifier})"
+    if requirement is None or not requirement.specifier:
+        return version
+    return f"{version} (needs {requirement.specifier})"
 
 
 def check_python(state: dict) -> str:
@@ -106,8 +108,9 @@ def check_torchvision(state: dict) -> str:
     try:  # its compiled ops load only when built for this torch
         torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
     except Exception as error:
-        raise DoctorError(f"torchvision {torchvision.__version__} was not built for torch {torch.__version__} "
-                          f"({type(error).__name__}: {error})", f"pin the pair: {PIN}") from error
+        raise DoctorError(f"torchvision {torchvision.__version__} was not built for torch "
+                          f"{torch.__version__} ({type(error).__name__}: "
+                          f"{error})", f"pin the pair: {PIN}") from error
     return version
 
 
@@ -158,7 +161,8 @@ def check_cuda(state: dict) -> str:
         devices.append(f"{i}: {props.name} ({props.total_memory / 2**30:.0f} GiB)")
     bf16 = torch.cuda.is_bf16_supported()
     note = "" if bf16 else "; no bfloat16: set model.dtype=float16 or float32"
-    return f"CUDA {torch.version.cuda}, {len(devices)} GPU(s): {', '.join(devices)}; bf16 {'yes' if bf16 else 'no'}{note}"
+    return (f"CUDA {torch.version.cuda}, {len(devices)} GPU(s): {', '.join(devices)}; "
+            f"bf16 {'yes' if bf16 else 'no'}{note}")
 
 
 # ---------------------------------------------------------------------------------------------- video
@@ -198,7 +202,8 @@ def check_video(state: dict) -> str:
         clip = read_video(path, sampling)
     except Exception as error:
         raise DoctorError(f"cannot decode the H.264 mp4 just written ({type(error).__name__}: {error})",
-                          "reinstall PyAV from the PyPI wheels: pip install --force-reinstall 'av>=14'") from error
+                          "reinstall PyAV from the PyPI wheels: pip install --force-reinstall "
+                          "'av>=14'") from error
 
     expected = frame_indices(FRAMES, NFRAMES)
     problems = []
@@ -217,8 +222,8 @@ def check_video(state: dict) -> str:
                         "(the wrong frames were decoded)")
     if problems:
         raise DoctorError("the round trip changed the video: " + "; ".join(problems),
-                          "seeking or timing is wrong in this FFmpeg build: use the PyPI wheels of av>=14 and "
-                          "report the doctor output")
+                          "seeking or timing is wrong in this FFmpeg build: use the PyPI wheels of av>=14 "
+                          "and report the doctor output")
     state["clip"] = clip
     return f"{FRAMES} frames at {FPS} fps written; {NFRAMES} read back at the right times and content " \
            f"({clip.sampled_fps:g} fps sampled, {clip.frames.shape[2]}x{clip.frames.shape[1]})"
@@ -273,7 +278,8 @@ def check_processor(state: dict) -> str:
     if "mm_token_type_ids" not in batch:
         problems.append("no mm_token_type_ids: Qwen2.5-VL would fall back to 1-D positions")
     if problems:
-        raise DoctorError("; ".join(problems), "use transformers>=5.23,<6 (videor1 passes each video's metadata "
+        raise DoctorError("; ".join(problems),
+                          "use transformers>=5.23,<6 (videor1 passes each video's metadata "
                           "and mm_token_type_ids)")
     return f"on {source}: grid {grid[0]}, {tokens} video tokens, second_per_grid_ts {float(seconds[0]):g} s"
 
@@ -300,12 +306,13 @@ def check_rl_step(state: dict) -> str:
         raise DoctorError(f"cannot build the tiny model or its data ({type(error).__name__}: {error})",
                           "check the PyAV and transformers rows above") from error
     overrides = {
-        "model.path": root / "tiny", "model.dtype": "float32", "data.train_file": root / "synth" / "rl_train.json",
-        "data.max_prompt_tokens": 2048, "media.nframes": 4, "media.video_min_pixels": PIXELS,
-        "media.video_max_pixels": PIXELS, "media.image_min_pixels": PIXELS, "media.image_max_pixels": PIXELS,
-        "sampling.max_new_tokens": 8, "algo.num_generations": 2, "algo.num_shuffled": 1,
-        "algo.skip_shuffled": False, "run.max_steps": 1, "run.prompts_per_device": 2,
-        "run.output_dir": root / "run", "run.tensorboard": False, "run.log_every": 1_000_000,
+        "model.path": root / "tiny", "model.dtype": "float32",
+        "data.train_file": root / "synth" / "rl_train.json", "data.max_prompt_tokens": 2048,
+        "media.nframes": 4, "media.video_min_pixels": PIXELS, "media.video_max_pixels": PIXELS,
+        "media.image_min_pixels": PIXELS, "media.image_max_pixels": PIXELS, "sampling.max_new_tokens": 8,
+        "algo.num_generations": 2, "algo.num_shuffled": 1, "algo.skip_shuffled": False, "run.max_steps": 1,
+        "run.prompts_per_device": 2, "run.output_dir": root / "run", "run.tensorboard": False,
+        "run.log_every": 1_000_000,
     }
     config = load_config(None, [f"{key}={value}" for key, value in overrides.items()])
     train(config, progress=False)
@@ -337,9 +344,11 @@ def checks() -> list[Check]:
         Check("pillow", check_pillow, "pip install 'pillow>=10'"),
         Check("peft", check_peft, "pip install 'peft>=0.17,<1'"),
         Check("CUDA", check_cuda, "reinstall torch with CUDA for your driver, or train on the CPU"),
-        Check("video round trip", check_video, "install the av>=14 wheels from PyPI (they bundle FFmpeg with libx264)"),
+        Check("video round "
+              "trip", check_video, "install the av>=14 wheels from PyPI (they bundle FFmpeg with libx264)"),
         Check("processor", check_processor, f"use transformers>=5.23,<6 with pillow and {PIN}"),
-        Check("RL step", check_rl_step, "check the rows above (versions, video, processor); the location shown "
+        Check("RL step", check_rl_step,
+              "check the rows above (versions, video, processor); the location shown "
                                         "points at the failing code: report it with the doctor output"),
     ]
 

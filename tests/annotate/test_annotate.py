@@ -20,9 +20,9 @@ import pytest
 from factories import image_record, video_record
 from rl_support import MEDIA, supervise
 
+from videor1.annotate import AnnotateConfig, annotate, make_teacher
 from videor1.data import CotRecord, load_records
 from videor1.data.loading import resolve_media
-from videor1.annotate import AnnotateConfig, annotate, make_teacher
 from videor1.data.synth import synthesize
 from videor1.eval import SettingsMismatch
 from videor1.eval.generate import Generation
@@ -53,7 +53,8 @@ class ScriptedTeacher:
 
 
 def _records() -> tuple[list[dict], dict[str, str], dict[str, str]]:
-    """Records (media under the `media_dir` fixture), scripted responses, and each record's expected outcome."""
+    """Records (media under the `media_dir` fixture), scripted responses, and each record's expected
+    outcome."""
     free = dict(problem_type="free-form", options=[], solution="<answer>it moves right</answer>")
     rows = [  # (record, response, outcome)
         (video_record("kept", task="direction"), cot(WORDS, "B"), "kept"),
@@ -101,7 +102,8 @@ def test_each_record_gets_one_reason_and_kept_records_are_cot_records(train_file
     # the batch holding "refused" failed and was retried record by record: only "refused" failed
     assert ["refused"] in teacher.batches and "nomedia" not in sum(teacher.batches, [])
     assert "teacher refuses" in rows["refused"]["detail"] and "missing.png" in rows["nomedia"]["detail"]
-    assert rows["close"]["score"] == pytest.approx(accuracy_reward(responses["close"], "<answer>it moves right"
+    assert rows["close"]["score"] == pytest.approx(accuracy_reward(responses["close"],
+                                                                   "<answer>it moves right"
                                                                    "</answer>", "free-form"))
     assert (rows["short"]["think_words"], rows["long"]["think_words"]) == (2, 501)
 
@@ -144,9 +146,11 @@ def test_a_rerun_decides_nothing_again_unless_failures_are_retried(train_file, m
     assert idle.batches == [] and (tmp_path / "cot.json").read_bytes() == before
     assert again.report.rejected == first.report.rejected
 
-    shutil.copy(media_dir / "images" / "circles.png", media_dir / "images" / "missing.png")  # the media is back
+    shutil.copy(media_dir / "images" / "circles.png",
+                media_dir / "images" / "missing.png")  # the media is back
     retry = ScriptedTeacher(responses)
-    result = annotate(config(train_file, tmp_path / "cot.json", retry_failed=True), retry, show_progress=False)
+    result = annotate(config(train_file, tmp_path / "cot.json", retry_failed=True), retry,
+                      show_progress=False)
     assert retry.batches == [["short", "long", "nomedia", "refused"]]  # the failures' batch, whole
     lines = journal_lines(result.paths.journal)
     assert len(lines) == 10 + 2  # the two failures, appended again; the last line of an id counts
@@ -157,7 +161,8 @@ def test_a_rerun_decides_nothing_again_unless_failures_are_retried(train_file, m
 
 def test_a_torn_last_journal_line_is_redone_with_its_whole_batch(train_file, tmp_path):
     _, responses, _ = _records()
-    full = annotate(config(train_file, tmp_path / "full.json"), ScriptedTeacher(responses), show_progress=False)
+    full = annotate(config(train_file, tmp_path / "full.json"), ScriptedTeacher(responses),
+                    show_progress=False)
     cut = annotate(config(train_file, tmp_path / "cut.json"), ScriptedTeacher(responses), show_progress=False)
     data = cut.paths.journal.read_bytes()
     lines = data.splitlines(keepends=True)
@@ -252,7 +257,8 @@ def _cli(root: Path, out: Path) -> subprocess.Popen:
 def _kill_when(proc: subprocess.Popen, journal: Path, lines: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not (journal.exists() and journal.read_bytes().count(b"\n") >= lines):
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert proc.poll() is None, ("the run ended before it could be killed: "
+                                     f"{proc.stderr.read().decode()[-2000:]}")
         assert time.monotonic() < deadline, f"{journal} did not reach {lines} lines in {timeout} s"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
@@ -288,8 +294,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_output_which_trains_sft(teach
         formatted = format_reward(row["output"]) == 1.0
         right = accuracy_reward(row["output"], rec["solution"], rec["problem_type"], rec["options"]) >= 0.5
         words = len(row["output"].split("<think>")[-1].split("</think>")[0].split()) if formatted else None
-        expected = ("bad_format" if not formatted else "wrong_answer" if not right else "too_short" if words < 5
-                    else "too_long" if words > 30 else None)
+        expected = ("bad_format" if not formatted else "wrong_answer" if not right
+                    else "too_short" if words < 5 else "too_long" if words > 30 else None)
         assert row["reason"] == expected, row
     assert None in reasons.values() and {"bad_format", "wrong_answer"} & set(reasons.values())
 

@@ -93,8 +93,10 @@ def test_a_path_under_the_media_root_answers_like_the_clients_data_url(endpoint,
             if url is not None:
                 part = messages[0]["content"][0]
                 part[part["type"]]["url"] = url
-            body = {"model": "model", "messages": messages, "max_tokens": 16, "temperature": 0, "logprobs": True}
-            answers.append(httpx.post(f"{endpoint}/v1/chat/completions", json=body, timeout=60).json()["choices"])
+            body = {"model": "model", "messages": messages, "max_tokens": 16, "temperature": 0,
+                    "logprobs": True}
+            answers.append(httpx.post(f"{endpoint}/v1/chat/completions", json=body,
+                                      timeout=60).json()["choices"])
         assert answers[0] == answers[1], record.problem_id
 
 
@@ -123,10 +125,11 @@ def test_eval_through_the_endpoint_scores_like_the_local_run(trained, endpoint, 
 
 def test_infer_through_the_endpoint(trained, endpoint, api_root):
     video = sorted((api_root / "synth" / "videos").glob("eval-*.mp4"))[0]
-    expected = infer(trained, "Which way does it move?", video=video, frames=8, max_pixels=PIXELS, sampling=GREEDY)
-    result = CliRunner().invoke(cli, ["infer", "--endpoint", endpoint, "--question", "Which way does it move?",
-                                      "--video", str(video), "--frames", "8", "--max-pixels", str(PIXELS),
-                                      "--greedy", "--max-new-tokens", "32"])
+    expected = infer(trained, "Which way does it "
+                              "move?", video=video, frames=8, max_pixels=PIXELS, sampling=GREEDY)
+    result = CliRunner().invoke(cli, ["infer", "--endpoint", endpoint, "--question",
+                                      "Which way does it move?", "--video", str(video), "--frames", "8",
+                                      "--max-pixels", str(PIXELS), "--greedy", "--max-new-tokens", "32"])
     assert result.exit_code == 0, result.output
     assert (expected.reasoning or expected.output) in result.output
     neither = CliRunner().invoke(cli, ["infer", "--question", "q", "--video", str(video)])
@@ -139,7 +142,8 @@ def test_the_serve_command(api_root, tmp_path):
         assert ChatClient(url).models() == ["tiny-served"]
         video = sorted((api_root / "synth" / "videos").glob("*.mp4"))[0]
         body = {"model": "tiny-served", "max_tokens": 2, "messages": [{"role": "user", "content": [
-            {"type": "video_url", "video_url": {"url": str(video)}}, {"type": "text", "text": "Which way?"}]}]}
+            {"type": "video_url", "video_url": {"url": str(video)}},
+            {"type": "text", "text": "Which way?"}]}]}
         answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
         assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 2
         too_big = httpx.post(f"{url}/v1/chat/completions", timeout=60,

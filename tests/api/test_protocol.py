@@ -40,7 +40,8 @@ def test_data_urls_decode_on_the_server_to_the_same_pixels(media_dir):
     policy = MediaPolicy.create([], api_media())
     clip = read_video(media_dir / "videos" / "clip.mp4", api_media().sampling())
     served = load_part(VideoPart(type="video_url", video_url={"url": video_data_url(clip)}), "part", policy)
-    assert np.array_equal(served.frames, clip.frames) and served.sampled_fps == pytest.approx(clip.sampled_fps)
+    assert np.array_equal(served.frames,
+                          clip.frames) and served.sampled_fps == pytest.approx(clip.sampled_fps)
     image = read_image(media_dir / "images" / "circles.png", 4 * 784, PIXELS)
     served = load_part(ImagePart(type="image_url", image_url={"url": image_data_url(image)}), "part", policy)
     assert served.size == image.size and np.array_equal(np.asarray(served), np.asarray(image))
@@ -85,9 +86,11 @@ def test_what_a_prompt_cannot_hold_is_refused_not_dropped():
     refused(request({"role": "user", "content": "a"}, {"role": "system", "content": "b"}), 400, "system")
     refused(request({"role": "system", "content": "a"}), 400, "exactly one user message")
     refused(request({"role": "user", "content": [{"type": "image_url", "image_url": url},
-                                                 {"type": "image_url", "image_url": url}]}), 400, "at most one")
+                                                 {"type": "image_url", "image_url": url}]}), 400,
+                                                 "at most one")
     refused(request({"role": "user", "content": [{"type": "text", "text": "look:"},
-                                                 {"type": "image_url", "image_url": url}]}), 400, "before the text")
+                                                 {"type": "image_url", "image_url": url}]}), 400,
+                                                 "before the text")
     refused(request({"role": "system", "content": [{"type": "image_url", "image_url": url}]},
                     {"role": "user", "content": "a"}), 400, "only hold text")
 

@@ -19,20 +19,22 @@ pytestmark = pytest.mark.slow
 
 
 def videor1(*args) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "videor1.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-m", "videor1.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     return done
 
 
 def test_serve_then_annotate_then_sft(api_root, tmp_path):
-    teacher = supervise(api_root / "tiny", tmp_path / "teacher", api_root / "synth" / "cot_train.json", steps=160)
+    teacher = supervise(api_root / "tiny", tmp_path / "teacher", api_root / "synth" / "cot_train.json",
+                        steps=160)
     data = api_root / "synth" / "rl_train.json"
     out = tmp_path / "annotated" / "cot.json"
     with serve_command(teacher, api_root / "synth", tmp_path / "serve.log") as url:
-        videor1("annotate", "--data", data, "--endpoint", url, "--out", out, "--frames", 8, "--max-pixels", PIXELS,
-                "--greedy", "--max-new-tokens", 96, "--min-think-words", 3, "--batch-size", 4, "--concurrency", 2,
-                "--no-progress", "--allow-outside-media-root")  # out is not beside the media: say so
+        videor1("annotate", "--data", data, "--endpoint", url, "--out", out, "--frames", 8, "--max-pixels",
+                PIXELS, "--greedy", "--max-new-tokens", 96, "--min-think-words", 3, "--batch-size", 4,
+                "--concurrency", 2, "--no-progress",
+                "--allow-outside-media-root")  # out is not beside the media: say so
 
     report = json.loads(out.with_name("cot.report.json").read_text())
     records = {r.problem_id: r for r in load_records(data, kind=Record).records}

@@ -43,7 +43,8 @@ def test_validate_reports_each_bad_record_and_fails(mixed_file: Path, tmp_path: 
 
 
 def test_validate_allow_bad_and_media_root(mixed_file: Path, tmp_path: Path):
-    allowed = runner.invoke(app, ["data", "validate", str(mixed_file), "--allow-bad", "--report", str(tmp_path / "r")])
+    allowed = runner.invoke(app, ["data", "validate", str(mixed_file), "--allow-bad", "--report",
+                                  str(tmp_path / "r")])
     assert allowed.exit_code == 0
     # against another media root every media file is missing
     empty_root = tmp_path / "empty"
@@ -85,7 +86,8 @@ seed: {{seed}}
 total: 10
 allow_outside_media_root: true  # examples/mini's media, outside the output's directory
 sources:
-  - {{{{name: video, path: {EXAMPLES / 'train.json'}, ratio: 0.6, replace: true, where: {{{{data_type: video}}}}}}}}
+  - {{{{name: video, path: {EXAMPLES / 'train.json'}, ratio: 0.6, replace: true,
+      where: {{{{data_type: video}}}}}}}}
   - {{{{name: image, path: {EXAMPLES / 'cot.json'}, count: 2, where: {{{{data_type: image}}}}}}}}
 """
 
@@ -95,7 +97,7 @@ def test_mix_is_deterministic_keeps_provenance_and_media_resolve(tmp_path: Path)
     assert first.exit_code == 0, first.output
     again = _mix(tmp_path, MIX.format(seed=0), "b.json")
     other = _mix(tmp_path, MIX.format(seed=1), "c.json")
-    assert other.exit_code == 0
+    assert again.exit_code == 0 and other.exit_code == 0
     a, b, c = (json.loads((tmp_path / "out" / n).read_text()) for n in ("a.json", "b.json", "c.json"))
     assert a == b and a != c
     assert len(a) == 8
@@ -173,8 +175,8 @@ def test_mix_relocates_paths_for_another_media_root(tmp_path: Path):
     config = tmp_path / "mix.yaml"
     config.write_text("sources:\n  - {name: a, path: lists/a.json, media_root: elsewhere, count: 1}\n")
     out_root = tmp_path  # holds the media: readers of the mix accept them
-    result = runner.invoke(app, ["data", "mix", "--config", str(config), "--out", str(tmp_path / "o" / "m.json"),
-                                 "--media-root", str(out_root)])
+    result = runner.invoke(app, ["data", "mix", "--config", str(config), "--out",
+                                 str(tmp_path / "o" / "m.json"), "--media-root", str(out_root)])
     assert result.exit_code == 0, result.output
     loaded = load_records(tmp_path / "o" / "m.json", media_root=out_root)
     assert loaded.records[0].path == "elsewhere/videos/right_red.mp4"
@@ -192,7 +194,8 @@ def test_synth_then_validate_from_the_cli(tmp_path: Path):
     result = runner.invoke(app, ["data", "synth", "--out", str(out), "--n", "40", "--seed", "3"])
     assert result.exit_code == 0, result.output
     for name in ("rl_train", "cot_train", "eval", "describe"):
-        checked = runner.invoke(app, ["data", "validate", str(out / f"{name}.json"), "--report", str(tmp_path / "r")])
+        checked = runner.invoke(app, ["data", "validate", str(out / f"{name}.json"), "--report",
+                                      str(tmp_path / "r")])
         assert checked.exit_code == 0, checked.output
         assert "records are valid" in checked.output
     bad_config = tmp_path / "synth.yaml"

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from factories import image_record, video_record
+
 from videor1.data import (
     CotRecord,
     DataFileError,
@@ -125,7 +125,8 @@ def test_a_jsonl_line_that_is_not_json_is_one_bad_record_named_by_its_line(tmp_p
     assert str(bad).startswith(f"{mixed_file.parent}")  # names the file
 
 
-def test_media_paths_resolve_against_the_media_root_never_the_cwd(tmp_path: Path, mixed_file: Path, monkeypatch):
+def test_media_paths_resolve_against_the_media_root_never_the_cwd(tmp_path: Path, mixed_file: Path,
+                                                                  monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -146,7 +147,8 @@ def test_write_records_round_trips(tmp_path: Path):
     for name in ("out.json", "out.jsonl"):
         write_records(records, tmp_path / name)
         loaded = load_records(tmp_path / name)
-        assert [r.model_dump(mode="json") for r in loaded.records] == [video_record(1, extra_field=[1, 2]), image_record(2)]
+        assert [r.model_dump(mode="json") for r in loaded.records] == [video_record(1, extra_field=[1, 2]),
+                                                                       image_record(2)]
 
 
 def test_stray_closing_tags_are_rejected():

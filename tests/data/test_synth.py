@@ -18,10 +18,26 @@ from PIL import Image
 
 from videor1.data.records import option_letter, option_text
 from videor1.data.synth import (
-    REASONING, TASKS, ShortcutConfig, SynthConfig, new_scene, plan, question_file, synthesize,
+    REASONING,
+    TASKS,
+    ShortcutConfig,
+    SynthConfig,
+    new_scene,
+    plan,
+    question_file,
+    synthesize,
 )
 from videor1.data.synth_scenes import (
-    COLOR_RGB, DIRECTIONS, OPPOSITE, WORDS, Renderer, Scene, Track, _text_mask, cell_center, direction_of,
+    COLOR_RGB,
+    DIRECTIONS,
+    OPPOSITE,
+    WORDS,
+    Renderer,
+    Scene,
+    Track,
+    _text_mask,
+    cell_center,
+    direction_of,
 )
 from videor1.data.validate import validate_records
 from videor1.media.check import open_problem
@@ -351,7 +367,8 @@ def test_shortcut_records_say_what_the_cue_says():
             track = Scene.from_json(r["scene"]).tracks[0]
             truth, says = direction_of(track.cells), SHORTCUT.cue_direction(track.color)
             assert r["cue"] == ("consistent" if truth == says else "conflicting")
-            cue_answer = {"solution": r["cue_solution"], "problem_type": r["problem_type"], "options": r["options"]}
+            cue_answer = {"solution": r["cue_solution"], "problem_type": r["problem_type"],
+                          "options": r["options"]}
             assert answer_word(cue_answer) == says
             if not cot:
                 assert answer_word(r) == truth
@@ -359,7 +376,8 @@ def test_shortcut_records_say_what_the_cue_says():
                 assert f"the direction is {answer_word(r)}" in r["process"]
                 assert " t1" not in r["process"]
         if cot:
-            agree = sum(answer_word(r) == direction_of(Scene.from_json(r["scene"]).tracks[0].cells) for r in cued)
+            agree = sum(answer_word(r) == direction_of(Scene.from_json(r["scene"]).tracks[0].cells)
+                        for r in cued)
             assert agree < 0.6 * len(cued)
 
 

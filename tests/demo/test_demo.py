@@ -78,12 +78,15 @@ def test_a_finished_stage_made_by_another_recipe_is_refused(tmp_path):
 @pytest.mark.slow
 def test_quick_demo_end_to_end_and_resume(tmp_path):
     out, cache = tmp_path / "demo", tmp_path / "cache"
-    command = [sys.executable, "-m", "videor1.cli", "demo", "--quick", "--out", str(out), "--cache", str(cache)]
+    command = [sys.executable, "-m", "videor1.cli", "demo", "--quick", "--out", str(out), "--cache",
+               str(cache)]
     # interrupted (the whole process group, as Ctrl-C would) once the SFT stage has finished
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
     deadline = time.monotonic() + 600
     while not (out / "stages" / "sft.json").is_file():
-        assert first.poll() is None and time.monotonic() < deadline, "the demo stopped before its SFT stage finished"
+        assert first.poll() is None and time.monotonic() < deadline, \
+            "the demo stopped before its SFT stage finished"
         time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
@@ -116,14 +119,16 @@ def test_quick_demo_end_to_end_and_resume(tmp_path):
     assert "T-GRPO (bonus on the advantage)" in bonus
 
     # every stage ran through the real commands and recorded them
-    stages = {p.relative_to(out / "stages").with_suffix("").as_posix() for p in (out / "stages").rglob("*.json")}
+    stages = {p.relative_to(out / "stages").with_suffix("").as_posix()
+              for p in (out / "stages").rglob("*.json")}
     runs = [f"{arm.name}-s0" for arm in recipe.arms]
     videos = {"data-videos"} if any(arm.videos_only for arm in recipe.arms) else set()
     assert stages == {"data", *videos, "base", "sft", "eval/sft", *(f"rl/{r}" for r in runs),
                       *(f"eval/{r}" for r in runs)}
     sft = json.loads((out / "stages" / "sft.json").read_text())
     assert "-m videor1.cli sft --config" in sft["commands"][0]
-    assert (cache / next(p.name for p in cache.iterdir() if p.name.startswith("base-")) / "config.json").is_file()
+    base = next(p.name for p in cache.iterdir() if p.name.startswith("base-"))
+    assert (cache / base / "config.json").is_file()
 
     # a second run finds everything finished (and rewrites the report only)
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)

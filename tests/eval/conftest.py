@@ -19,5 +19,6 @@ def eval_workspace(tmp_path_factory) -> Path:
     synthesize(root / "synth", n=16, seed=0, config=SynthConfig(eval_size=24))
     build_tiny_from_records(root / "tiny", [root / "synth" / "eval.json", root / "synth" / "cot_train.json"])
     # 16 CoT records: 160 SFT steps bring the loss to ~0.3, so most answers carry tags (80 leave it at ~2)
-    supervise(root / "tiny", root / "model", root / "synth" / "cot_train.json", steps=160, template="video-r1-eval")
+    supervise(root / "tiny", root / "model", root / "synth" / "cot_train.json", steps=160,
+              template="video-r1-eval")
     return root

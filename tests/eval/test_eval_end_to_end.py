@@ -31,9 +31,9 @@ CHILD = Path(__file__).with_name("eval_child.py")
 
 
 def eval_config(workspace: Path, out: Path, **overrides) -> EvalConfig:
-    values = dict(model=workspace / "model", bench="synthetic", data=workspace / "synth" / "eval.json", out_dir=out,
-                  frames=8, min_pixels=PIXELS, max_pixels=PIXELS, batch_size=4, sampling=eval_sampling(64),
-                  temporal_reliance=True)
+    values = dict(model=workspace / "model", bench="synthetic", data=workspace / "synth" / "eval.json",
+                  out_dir=out, frames=8, min_pixels=PIXELS, max_pixels=PIXELS, batch_size=4,
+                  sampling=eval_sampling(64), temporal_reliance=True)
     return EvalConfig(**{**values, **overrides})
 
 
@@ -72,8 +72,8 @@ def test_tiny_model_on_the_synthetic_split_with_temporal_reliance(eval_workspace
         assert [r["id"] for r in sample_rows] == [r["problem_id"] for r in records]
         assert not [r for r in sample_rows if r["error"]]
         for row, rec in zip(sample_rows, records):
-            assert row["category"] == rec["task"] and row["groups"]["temporal"] == ("temporal" if rec["temporal"]
-                                                                                    else "static")
+            assert row["category"] == rec["task"]
+            assert row["groups"]["temporal"] == ("temporal" if rec["temporal"] else "static")
             shuffled_video = condition != "ordered" and rec["data_type"] == "video"
             assert (row["permutation"] is not None) == shuffled_video
             if shuffled_video:
@@ -86,7 +86,8 @@ def test_tiny_model_on_the_synthetic_split_with_temporal_reliance(eval_workspace
     summary = json.loads(result.summary_path.read_text())
     for condition, sample_rows in rows.items():
         score = summary["conditions"][condition]
-        assert score["accuracy"] == pytest.approx(mean([r["score"] for r in sample_rows if r["metric"] == "accuracy"]))
+        accuracy = [r["score"] for r in sample_rows if r["metric"] == "accuracy"]
+        assert score["accuracy"] == pytest.approx(mean(accuracy))
         assert score["n_mra"] == sum(r["problem_type"] == "regression" for r in records)
         for task in {r["task"] for r in records}:
             assert score["breakdowns"]["task"][task]["score"] == pytest.approx(
@@ -116,7 +117,8 @@ def _kill_when(proc: subprocess.Popen, jsonl: Path, lines: int, timeout: float =
     while time.monotonic() < deadline:
         if jsonl.exists() and jsonl.read_bytes().count(b"\n") >= lines:
             break
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert proc.poll() is None, ("the run ended before it could be killed: "
+                                     f"{proc.stderr.read().decode()[-2000:]}")
         time.sleep(0.02)
     else:
         raise AssertionError(f"{jsonl} did not reach {lines} lines in {timeout} s")
@@ -133,12 +135,14 @@ def test_a_run_killed_twice_resumes_to_the_uninterrupted_summary(eval_workspace,
     ordered, shuffled = (cut.out_dir / f"synthetic.{c}.jsonl" for c in ("ordered", "shuffle-frame"))
     _kill_when(_start(cut, tmp_path / "cut.json"), ordered, lines=5)  # inside the ordered run
     assert not shuffled.exists() and ordered.read_bytes().count(b"\n") < 24
-    _kill_when(_start(cut, tmp_path / "cut.json"), shuffled, lines=3)  # resumed, then killed in the shuffled run
+    _kill_when(_start(cut, tmp_path / "cut.json"), shuffled,
+               lines=3)  # resumed, then killed in the shuffled run
     assert shuffled.read_bytes().count(b"\n") < 24 and not (cut.out_dir / "synthetic.summary.json").exists()
     last = _start(cut, tmp_path / "cut.json")
     assert last.wait(timeout=300) == 0, last.stderr.read().decode()[-2000:]
 
-    done, reference = (json.loads((d / "synthetic.summary.json").read_text()) for d in (cut.out_dir, config.out_dir))
+    done, reference = (json.loads((d / "synthetic.summary.json").read_text()) for d in (cut.out_dir,
+                                                                                        config.out_dir))
     assert done["conditions"] == reference["conditions"]
     assert done["temporal_reliance"] == reference["temporal_reliance"]
     for name in ("ordered", "shuffle-frame"):
@@ -151,9 +155,9 @@ def test_infer_with_the_tiny_model(eval_workspace):
     from videor1.eval.infer import infer
 
     result = infer(eval_workspace / "model", "What color is the square?",
-                   video=eval_workspace / "synth" / "videos" / "eval-000000.mp4", problem_type="multiple choice",
-                   options=["red", "blue"], frames=8, max_pixels=PIXELS, min_pixels=PIXELS,
-                   sampling=eval_sampling(64))
+                   video=eval_workspace / "synth" / "videos" / "eval-000000.mp4",
+                   problem_type="multiple choice", options=["red", "blue"], frames=8, max_pixels=PIXELS,
+                   min_pixels=PIXELS, sampling=eval_sampling(64))
     assert "Options:\nA. red\nB. blue\n" in result.prompt
     # what the tiny model says is not pinned (CPU kernels vary under contention); how it is read is
     assert (result.reasoning, result.answer) == split_output(result.output)

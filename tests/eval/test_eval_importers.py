@@ -40,7 +40,8 @@ def test_options_are_lettered_and_answers_read_as_letters():
     assert lettered(["red", "blue"]) == ["A. red", "B. blue"]
     assert lettered(["(A) red", "(B) blue"]) == ["A. red", "B. blue"]
     options = lettered(["red", "blue", "green"])
-    assert [answer_letter(a, options) for a in ("B", "(c)", "B. blue", "b.  Blue", "Green", "A. blue", "purple")] == \
+    assert [answer_letter(a, options) for a in ("B", "(c)", "B. blue", "b.  Blue", "Green", "A. blue",
+                                                "purple")] == \
         ["B", "C", "B", "B", "C", None, None]
 
 
@@ -48,11 +49,13 @@ def test_vsibench_rows_become_regression_and_choice_items(tmp_path):
     rows = [
         {"id": 1, "dataset": "scannet", "scene_name": "scene0011_00", "question_type": "object_counting",
          "question": "How many chair(s) are in this room?", "options": None, "ground_truth": "4"},
-        {"id": 2, "dataset": "arkitscenes", "scene_name": "41069025", "question_type": "object_rel_direction_hard",
+        {"id": 2, "dataset": "arkitscenes", "scene_name": "41069025",
+         "question_type": "object_rel_direction_hard",
          "question": "If I am standing by the bed facing the door, is the lamp to my left, right or back?",
          "options": ["A. left", "B. right", "C. back"], "ground_truth": "C"},
-        {"id": 3, "dataset": "scannet", "scene_name": "x", "question_type": "route_planning", "question": "Go?",
-         "options": ["A. left", "B. right"], "ground_truth": "E"},  # not an option: skipped
+        {"id": 3, "dataset": "scannet", "scene_name": "x", "question_type": "route_planning",
+         "question": "Go?", "options": ["A. left", "B. right"],
+         "ground_truth": "E"},  # not an option: skipped
         {"id": 4, "dataset": "scannet", "scene_name": None, "question_type": "object_counting",
          "question": "How many?", "options": None, "ground_truth": "2"},  # no scene: no video path
         {"id": 5, "dataset": "scannet", "scene_name": "y", "question_type": "room_size_estimation",
@@ -63,8 +66,8 @@ def test_vsibench_rows_become_regression_and_choice_items(tmp_path):
     assert dumped(counting) == {
         "problem_id": 1, "problem": "How many chair(s) are in this room?", "data_type": "video",
         "problem_type": "regression", "options": [], "solution": "<answer>4</answer>",
-        "path": "vsi/scannet/scene0011_00.mp4", "data_source": "vsibench", "original_question_type": "object_counting",
-        "dataset": "scannet", "scene_name": "scene0011_00"}
+        "path": "vsi/scannet/scene0011_00.mp4", "data_source": "vsibench",
+        "original_question_type": "object_counting", "dataset": "scannet", "scene_name": "scene0011_00"}
     assert (direction.problem_type, direction.answer) == ("multiple choice", "C")
     vsi = get_benchmark("vsibench")
     assert vsi.category_of(direction) == "object_rel_direction_hard"
@@ -75,10 +78,11 @@ def test_vsibench_rows_become_regression_and_choice_items(tmp_path):
 
 
 def test_videomme_keeps_duration_for_the_breakdown(tmp_path):
-    row = {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
-           "url": "https://www.youtube.com/watch?v=fFjv93ACGo8", "videoID": "fFjv93ACGo8", "question_id": "001-1",
-           "task_type": "Counting Problem", "question": "How many people are there?",
-           "options": ["A. 1.", "B. 2.", "C. 3.", "D. 4."], "answer": "C"}
+    row = {"video_id": "001", "duration": "short", "domain": "Knowledge",
+           "sub_category": "Humanity & History", "url": "https://www.youtube.com/watch?v=fFjv93ACGo8",
+           "videoID": "fFjv93ACGo8", "question_id": "001-1", "task_type": "Counting Problem",
+           "question": "How many people are there?", "options": ["A. 1.", "B. 2.", "C. 3.", "D. 4."],
+           "answer": "C"}
     path = tmp_path / "test.jsonl"
     path.write_text(json.dumps(row) + "\n")
     [record] = import_videomme(path).records
@@ -149,8 +153,9 @@ def test_tempcompass_flat_rows_give_the_same_records(tmp_path):
 
 
 def videommmu_row(vid, question, options, answer, question_type="multiple-choice", **extra):
-    return {"id": vid, "question": question, "options": options, "answer": answer, "question_type": question_type,
-            "link_selected": "https://www.youtube.com/watch?v=U7YqCUd_ZfA", **extra}
+    return {"id": vid, "question": question, "options": options, "answer": answer,
+            "question_type": question_type, "link_selected": "https://www.youtube.com/watch?v=U7YqCUd_ZfA",
+            **extra}
 
 
 def test_videommmu_tracks_and_subject_folders(tmp_path):
@@ -158,7 +163,8 @@ def test_videommmu_tracks_and_subject_folders(tmp_path):
         videommmu_row("dev_Biology_3", "How many carbon atoms do they have?", ["3, 3", "3, 4", "4, 5"], "C"),
         videommmu_row("dev_Astrology_1", "Which sign?", ["a", "b"], "A")])  # not a VideoMMMU subject
     parquet(tmp_path / "Adaptation" / "test-00000-of-00001.parquet", [
-        videommmu_row("validation_Computer_Science_12", "Which tree is shown in <image 1>?", ["AVL", "B-tree"], "B"),
+        videommmu_row("validation_Computer_Science_12", "Which tree is shown in <image 1>?",
+                      ["AVL", "B-tree"], "B"),
         videommmu_row("test_Math_7", "What is x in <image 1>?", [], "2.5", "open-ended"),
         videommmu_row("test_Math_8", "Name the theorem.", [], "Pythagoras", "open-ended")])
     parquet(tmp_path / "Comprehension_Engineering" / "test-00000-of-00001.parquet", [  # not a track: not read
@@ -177,7 +183,8 @@ def test_videommmu_tracks_and_subject_folders(tmp_path):
     assert (numeric.problem_type, numeric.answer, numeric.options) == ("numerical", "2.5", [])
     bench = get_benchmark("videommmu")
     assert bench.groups(adaptation) == {"track": "adaptation", "discipline": "engineering"}
-    assert result.skipped == ["perception-dev_Astrology_1: subject 'Astrology' of the id is not a VideoMMMU subject"]
+    assert result.skipped == ["perception-dev_Astrology_1: subject 'Astrology' of the id is not a VideoMMMU "
+                              "subject"]
     assert result.left_out == {"open-ended with a non-numeric answer": 1}
 
 
@@ -223,7 +230,8 @@ def test_videommmu_github_json_and_single_track_files(tmp_path):
     github = tmp_path / "perception_video.json"
     github.write_text(json.dumps({"Perception": {"0": {
         "id": "dev_Biology_3", "link_selected": "https://www.youtube.com/watch?v=U7YqCUd_ZfA",
-        "question": "How many carbon atoms do they have?", "options": ["3, 3", "3, 4", "4, 5"], "answer": "C"}}}))
+        "question": "How many carbon atoms do they have?", "options": ["3, 3", "3, 4", "4, 5"],
+        "answer": "C"}}}))
     [record] = import_videommmu(github, video_dir="VideoMMMU").records
     assert (record.problem_id, record.path, record.answer, record.track) == (
         "perception-dev_Biology_3", "VideoMMMU/Science/dev_Biology_3.mp4", "C", "Perception")
@@ -231,7 +239,8 @@ def test_videommmu_github_json_and_single_track_files(tmp_path):
                   [videommmu_row("test_Art_1", "Which style?", ["baroque", "gothic"], "A")])
     assert import_videommmu(one).records[0].track == "Comprehension"
     with pytest.raises(ValueError, match="cannot tell its VideoMMMU track"):
-        import_videommmu(parquet(tmp_path / "rows.parquet", [videommmu_row("test_Art_1", "?", ["a", "b"], "A")]))
+        import_videommmu(parquet(tmp_path / "rows.parquet",
+                                 [videommmu_row("test_Art_1", "?", ["a", "b"], "A")]))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no Perception/, Comprehension/ or Adaptation/"):
         import_videommmu(tmp_path / "empty")
@@ -239,11 +248,13 @@ def test_videommmu_github_json_and_single_track_files(tmp_path):
 
 def mmvu_row(i, question_type, subject, choices, answer, **extra):
     folder = subject.replace(" ", "_")
-    return {"id": f"validation_{i}", "video": f"https://huggingface.co/datasets/yale-nlp/MMVU/resolve/main/videos/"
+    return {"id": f"validation_{i}",
+            "video": f"https://huggingface.co/datasets/yale-nlp/MMVU/resolve/main/videos/"
             f"{folder}/{i}.mp4", "youtube_url": " https://www.youtube.com/watch?v=M6XQi8eYYNs",
             "question_type": question_type, "metadata": {"subject": subject, "textbook": "University Physics",
                                                          "knowledge": [], "rationale": "..."},
-            "question": "Which process is shown in the animation?", "choices": choices, "answer": answer, **extra}
+            "question": "Which process is shown in the animation?", "choices": choices, "answer": answer,
+            **extra}
 
 
 EMPTY = {k: "" for k in "ABCDE"}
@@ -252,8 +263,10 @@ EMPTY = {k: "" for k in "ABCDE"}
 def test_mmvu_keeps_the_multiple_choice_subset(tmp_path):
     path = tmp_path / "validation.json"
     path.write_text(json.dumps([
-        mmvu_row(3, "multiple-choice", "Thermodynamics", {"A": "Isothermal compression", "B": "Adiabatic compression",
-                                                          "C": "Isobaric compression", "D": "", "E": ""}, "B"),
+        mmvu_row(3, "multiple-choice", "Thermodynamics",
+                 {"A": "Isothermal compression", "B": "Adiabatic compression",
+                                                          "C": "Isobaric compression", "D": "", "E": ""},
+                                                          "B"),
         mmvu_row(0, "open-ended", "Art", EMPTY, "Dolly Zoom"),
         mmvu_row(2, "open-ended", "Computer Science", EMPTY, "Depth-First Search (DFS)"),
         mmvu_row(5, "multiple-choice", "Materials Science", {**EMPTY, "A": "brittle", "B": "ductile"}, "D"),
@@ -261,23 +274,25 @@ def test_mmvu_keeps_the_multiple_choice_subset(tmp_path):
     result = import_mmvu(path)
     [record] = result.records
     assert dumped(record) == {
-        "problem_id": "validation_3", "problem": "Which process is shown in the animation?", "data_type": "video",
-        "problem_type": "multiple choice",
+        "problem_id": "validation_3", "problem": "Which process is shown in the animation?",
+        "data_type": "video", "problem_type": "multiple choice",
         "options": ["A. Isothermal compression", "B. Adiabatic compression", "C. Isobaric compression"],
         "solution": "<answer>B</answer>", "path": "videos/Thermodynamics/3.mp4", "data_source": "mmvu",
         "subject": "Thermodynamics", "discipline": "Science",
         "youtube_url": "https://www.youtube.com/watch?v=M6XQi8eYYNs"}
     assert result.left_out == {"question_type 'open-ended' (only multiple-choice is imported)": 2}
-    assert result.skipped == ["validation_5: answer 'D' is not one of the options ['A. brittle', 'B. ductile']"]
+    assert result.skipped == ["validation_5: answer 'D' is not one of the options ['A. brittle', 'B. "
+                              "ductile']"]
     assert get_benchmark("mmvu").groups(record) == {"subject": "thermodynamics", "discipline": "science"}
 
 
 def test_mmvu_lmms_lab_rows_with_video_path_and_choices_as_text(tmp_path):
-    row = mmvu_row(8, "multiple-choice", "Computer Science", None, "A", video_path="videos/Computer_Science/8.mp4")
+    row = mmvu_row(8, "multiple-choice", "Computer Science", None, "A",
+                   video_path="videos/Computer_Science/8.mp4")
     row.update(video=None, choices=json.dumps({"A": "DFS", "B": "BFS", "C": "", "D": "", "E": ""}))
     [record] = import_mmvu(parquet(tmp_path / "validation.parquet", [row])).records
-    assert (record.path, record.options, record.discipline) == ("videos/Computer_Science/8.mp4", ["A. DFS", "B. BFS"],
-                                                                "Engineering")
+    assert (record.path, record.options, record.discipline) == ("videos/Computer_Science/8.mp4",
+                                                                ["A. DFS", "B. BFS"], "Engineering")
 
 
 def test_import_bench_command_writes_the_records_and_says_what_it_left_out(tmp_path):
@@ -288,13 +303,15 @@ def test_import_bench_command_writes_the_records_and_says_what_it_left_out(tmp_p
     from videor1.data.records import EvalRecord
 
     src = tmp_path / "validation.json"
-    src.write_text(json.dumps([mmvu_row(3, "multiple-choice", "Law", {**EMPTY, "A": "tort", "B": "contract"}, "A"),
+    src.write_text(json.dumps([mmvu_row(3, "multiple-choice", "Law", {**EMPTY, "A": "tort", "B": "contract"},
+                                        "A"),
                                mmvu_row(0, "open-ended", "Art", EMPTY, "Dolly Zoom")]))
     out = tmp_path / "eval_mmvu.json"
-    result = CliRunner().invoke(app, ["data", "import-bench", "--bench", "mmvu", "--src", str(src), "--out", str(out),
-                                      "--video-dir", "MMVU"])
+    result = CliRunner().invoke(app, ["data", "import-bench", "--bench", "mmvu", "--src", str(src), "--out",
+                                      str(out), "--video-dir", "MMVU"])
     assert result.exit_code == 0, result.output
     assert "1 records written" in result.output
-    assert "left out by design: 1 (question_type 'open-ended' (only multiple-choice is imported))" in result.output
+    assert ("left out by design: 1 (question_type 'open-ended' (only multiple-choice is imported))"
+            in result.output)
     [record] = load_records(out, kind=EvalRecord).records
     assert (record.path, record.discipline) == ("MMVU/videos/Law/3.mp4", "Humanities_and_Social_Science")

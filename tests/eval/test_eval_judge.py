@@ -89,7 +89,8 @@ class ScriptedJudge(BaseHTTPRequestHandler):
         if "FAIL" in response and type(self).fail:
             return self._send(400, {"error": {"message": "context too long"}})
         text = ("It compares the frames in order.\nVerdict: yes" if "YES" in response else
-                "It reads one frame.\nVerdict: no" if "NO" in response else "I am not sure what to make of it.")
+                "It reads one frame.\nVerdict: "
+                "no" if "NO" in response else "I am not sure what to make of it.")
         self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                       "finish_reason": "stop"}],
@@ -109,7 +110,8 @@ def judge_url():
 
 def test_judge_run_reports_percentages_and_resumes(tmp_path, judge_url):
     write_log(tmp_path / "tempcompass.ordered.jsonl",
-              [scored("tempcompass", mc(i), said(f"B {word}")) for i, word in enumerate(["YES", "YES", "NO", "GARBAGE"])])
+              [scored("tempcompass", mc(i), said(f"B {word}")) for i,
+               word in enumerate(["YES", "YES", "NO", "GARBAGE"])])
     write_log(tmp_path / "tempcompass.shuffle-frame.jsonl",
               [scored("tempcompass", mc(i), said(f"B {word}"), "shuffle-frame") for i, word in
                enumerate(["YES", "NO", "NO", "FAIL"])])
@@ -122,8 +124,8 @@ def test_judge_run_reports_percentages_and_resumes(tmp_path, judge_url):
     assert ordered == {"responses": 4, "yes": 2, "no": 1, "unparseable": 1, "pending": 0,
                        "temporal_pct": pytest.approx(200 / 3)}
     shuffled = report["benchmarks"]["tempcompass"]["shuffle-frame"]
-    assert (shuffled["yes"], shuffled["no"], shuffled["pending"], shuffled["temporal_pct"]) == (1, 2, 1,
-                                                                                              pytest.approx(100 / 3))
+    assert (shuffled["yes"], shuffled["no"], shuffled["pending"]) == (1, 2, 1)
+    assert shuffled["temporal_pct"] == pytest.approx(100 / 3)
     assert report["overall"]["ordered"]["yes"] == 3 and report["overall"]["ordered"]["responses"] == 5
     assert json.loads((tmp_path / "judge.json").read_text()) == json.loads(json.dumps(report))
     section = (tmp_path / "judge.md").read_text()
@@ -155,15 +157,18 @@ def test_eval_judge_command(tmp_path, judge_url, monkeypatch):
     from videor1 import cli
     from videor1.cli import app
 
-    monkeypatch.setattr(cli, "console", Console(width=200))  # a table as wide as it needs, whatever the terminal
+    monkeypatch.setattr(cli, "console",
+                        Console(width=200))  # a table as wide as it needs, whatever the terminal
 
     write_log(tmp_path / "videommmu.ordered.jsonl", [scored("videommmu", mc(0), said("B YES")),
                                                      scored("videommmu", mc(1), said("B FAIL"))])
     result = CliRunner().invoke(app, ["eval-judge", "--results", str(tmp_path), "--endpoint", judge_url,
                                       "--model", "judge-72b", "--concurrency", "2"])
     assert result.exit_code == 0, result.output
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines() if "│" in line]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]]
+            for line in result.output.splitlines() if "│" in line]
     assert ["VideoMMMU", "ordered", "2", "1", "0", "0", "1", "100.0"] in rows
     assert "1 request(s) failed" in result.output
-    missing = CliRunner().invoke(app, ["eval-judge", "--results", str(tmp_path / "none"), "--endpoint", judge_url])
+    missing = CliRunner().invoke(app, ["eval-judge", "--results", str(tmp_path / "none"), "--endpoint",
+                                       judge_url])
     assert missing.exit_code == 2 and "no per-sample results" in missing.output

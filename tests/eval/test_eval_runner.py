@@ -193,7 +193,8 @@ def test_other_settings_refuse_to_append_to_existing_results(bench_file, tmp_pat
 
 def test_temporal_reliance_runs_ordered_and_shuffled_on_the_same_items(bench_file, tmp_path):
     oracle = Oracle(ANSWERS, poison={"5"})
-    result = run_eval(config(bench_file, tmp_path / "out", temporal_reliance=True), oracle, show_progress=False)
+    result = run_eval(config(bench_file, tmp_path / "out", temporal_reliance=True), oracle,
+                      show_progress=False)
     assert set(result.samples) == {"ordered", "shuffle-frame"}
     shuffled = {r["id"]: r for r in rows_of(result.samples["shuffle-frame"])}
     assert shuffled["1"]["permutation"] is not None and sorted(shuffled["1"]["permutation"]) == list(range(8))

@@ -19,7 +19,8 @@ IMAGE = EXAMPLES / "images" / "three_circles.png"
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return build_tokenizer([VIDEO_R1.body, "Which direction does the square move? How many circles?"] * 5, 400)
+    return build_tokenizer([VIDEO_R1.body, "Which direction does the square move? How many "
+                                           "circles?"] * 5, 400)
 
 
 def _sampling(arch: str, **kw) -> FrameSampling:

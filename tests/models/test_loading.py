@@ -11,7 +11,6 @@ import torch
 from pydantic import ValidationError
 
 from videor1.media import FrameSampling, read_video
-from videor1.models.compat import is_activation_checkpointing
 from videor1.models import (
     LANGUAGE_LINEARS,
     SIZES,
@@ -31,6 +30,7 @@ from videor1.models import (
     trainable_summary,
     vision_module,
 )
+from videor1.models.compat import is_activation_checkpointing
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mini"
 VIDEO = EXAMPLES / "videos" / "right_red.mp4"

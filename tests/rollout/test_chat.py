@@ -63,16 +63,21 @@ def handler_for(script: Script):
                 text = json.dumps(body["messages"])
                 if step is not None:
                     status, headers = step
-                    self._answer(status, {"error": {"message": f"scripted {status}", "type": "x", "param": None,
+                    self._answer(status,
+                                 {"error": {"message": f"scripted {status}", "type": "x", "param": None,
                                                     "code": None}}, headers)
                 elif script.fail_on and script.fail_on in text:
-                    self._answer(400, {"error": {"message": "this one is bad", "type": "invalid_request_error",
-                                                 "param": None, "code": None}})
+                    self._answer(400, {"error": {"message": "this one is bad",
+                                                 "type": "invalid_request_error", "param": None,
+                                                 "code": None}})
                 else:
-                    self._answer(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                    self._answer(200, {"id": "x", "object": "chat.completion", "created": 0,
+                                       "model": body["model"],
                                        "choices": [{"index": 0, "finish_reason": "stop",
-                                                    "message": {"role": "assistant", "content": f"echo {text}"}}],
-                                       "usage": {"prompt_tokens": 1, "completion_tokens": 7, "total_tokens": 8}})
+                                                    "message": {"role": "assistant",
+                                                                "content": f"echo {text}"}}],
+                                       "usage": {"prompt_tokens": 1, "completion_tokens": 7,
+                                                 "total_tokens": 8}})
             finally:
                 with script.lock:
                     script.active -= 1
@@ -187,16 +192,18 @@ def test_an_endpoint_that_is_no_http_url_fails_at_once():
 def test_a_null_usage_is_an_endpoint_error_not_an_escaping_one():
     import httpx
 
-    answer = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "x"}}],
+    answer = {"choices": [{"index": 0, "finish_reason": "stop",
+                           "message": {"role": "assistant", "content": "x"}}],
               "usage": None}
     with ChatClient("http://127.0.0.1:9/v1", model="m", max_retries=0) as client:
-        client.http = httpx.Client(base_url=client.base_url,
-                                   transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer)))
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+        client.http = httpx.Client(base_url=client.base_url, transport=transport)
         [reply] = client.chat_many([user("a")], max_tokens=4)
     assert isinstance(reply, EndpointError) and "unexpected answer" in reply.message
 
 
-@pytest.mark.parametrize(("header", "expected"), [("3", 3.0), ("inf", MAX_RETRY_AFTER), ("1e309", MAX_RETRY_AFTER),
+@pytest.mark.parametrize(("header", "expected"),
+                         [("3", 3.0), ("inf", MAX_RETRY_AFTER), ("1e309", MAX_RETRY_AFTER),
                                                   ("nan", 0.0), ("-5", 0.0), ("soon", None)])
 def test_retry_after_is_read_and_bounded(header, expected):
     assert _retry_after(httpx.Response(503, headers={"retry-after": header})) == expected

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from rl_support import supervise
 
 from videor1.data.synth import synthesize
 from videor1.models.tiny import build_tiny_from_records
-from videor1.train.sft import load_sft_config, train
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ def test_the_default_sum_is_the_papers_reward():
 
 
 def test_weights_come_from_the_config_and_terms_must_match_it():
-    config = load_config(None, ["model.path=m", "data.train_file=t.json", "reward.format=0.5", "reward.length=0"],
+    config = load_config(None,
+                         ["model.path=m", "data.train_file=t.json", "reward.format=0.5", "reward.length=0"],
                          RLConfig)
     terms = {"accuracy": torch.tensor([0.25]), "format": torch.tensor([1.0]), "length": torch.tensor([1.0])}
     assert config.reward.total(terms).item() == 0.75

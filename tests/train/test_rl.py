@@ -33,7 +33,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mini"
 def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny")
     files = [EXAMPLES / "train.json", EXAMPLES / "cot.json"]
-    return {arch: build_tiny_from_records(root / arch, files, arch, "tiny", 0) for arch in ("qwen2_5_vl", "qwen3_vl")}
+    return {arch: build_tiny_from_records(root / arch, files, arch, "tiny", 0) for arch in ("qwen2_5_vl",
+                                                                                            "qwen3_vl")}
 
 
 @pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen3_vl"])
@@ -55,13 +56,14 @@ def test_generation_logprobs_equal_the_training_forward(tiny_dirs, arch):
     batch = encode(processor, prompts)
     with torch.no_grad():
         vision = encode_vision(model, batch)
-        out = HFEngine(model, processor).generate(prompts, 3, SamplingConfig(temperature=0.7, max_new_tokens=12),
-                                                  seed=1, logprobs=True, encoded=EncodedPrompts(batch, vision))
+        out = HFEngine(model, processor).generate(prompts, 3,
+                                                  SamplingConfig(temperature=0.7, max_new_tokens=12), seed=1,
+                                                  logprobs=True, encoded=EncodedPrompts(batch, vision))
         logps = sequence_logprobs(model, batch, out.ids, out.mask, 3, 0.7, vision)
         # an engine that lost the media (the bug verl PR #7802 fixed): same tokens, scored without them
         blind = HFEngine(model, processor).generate([Prompt(p.text) for p in prompts], 3,
-                                                    SamplingConfig(temperature=0.7, max_new_tokens=12), seed=1,
-                                                    logprobs=True)
+                                                    SamplingConfig(temperature=0.7, max_new_tokens=12),
+                                                    seed=1, logprobs=True)
         blind_logps = sequence_logprobs(model, batch, blind.ids, blind.mask, 3, 0.7, vision)
     assert out.mask.sum() > 9  # something was generated
     parity = rollout_parity(out.logprobs, logps, out.mask)
@@ -109,7 +111,8 @@ def test_skipping_shuffled_rollouts_changes_nothing(rl_workspace, tmp_path):
             "algo.skip_shuffled": skip, "algo.bonus_placement": "advantage", "run.max_steps": 4,
             "optim.lr": 1e-3}))
         result = train(config, progress=False)
-        metrics = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
+        lines = (result.output_dir / "metrics.jsonl").read_text().splitlines()
+        metrics = [json.loads(line) for line in lines]
         runs[skip] = (_weights(result.model), metrics)
     (skipping, skip_metrics), (always, always_metrics) = runs[True], runs[False]
     assert all(torch.equal(skipping[k], always[k]) for k in skipping)
@@ -147,9 +150,11 @@ def _count_vision(monkeypatch) -> list[int]:
     ({"model.freeze_vision": True, "model.train_merger": False, "media.shuffle": "frame",
       "algo.skip_shuffled": False}, "4 + video questions"),
 ])
-def test_each_question_is_encoded_once_per_pass_not_per_response(rl_workspace, tmp_path, monkeypatch, extra, per_step):
+def test_each_question_is_encoded_once_per_pass_not_per_response(rl_workspace, tmp_path, monkeypatch, extra,
+                                                                 per_step):
     calls = _count_vision(monkeypatch)
-    overrides = rl_overrides(rl_workspace, tmp_path / "run", **{"run.max_steps": 1, "run.prompts_per_device": 4,
+    overrides = rl_overrides(rl_workspace, tmp_path / "run",
+                             **{"run.max_steps": 1, "run.prompts_per_device": 4,
                                                                  "algo.num_generations": 4, **extra})
     result = train(load_config(None, overrides), progress=False)
     metrics = json.loads((result.output_dir / "metrics.jsonl").read_text().splitlines()[0])
@@ -166,7 +171,8 @@ def test_rl_from_the_cli_with_mixed_batches(rl_workspace, tmp_path, algo):
     out = tmp_path / algo
     overrides = rl_overrides(rl_workspace, out, **{"algo.name": algo, "run.max_steps": 2, "run.save_every": 1,
                                                    "run.prompts_per_device": 6, "run.tensorboard": True})
-    result = CliRunner().invoke(app, ["rl", "--config", str(Path(__file__).parents[2] / "configs" / "cpu_tgrpo.yaml"),
+    result = CliRunner().invoke(app, ["rl", "--config",
+                                      str(Path(__file__).parents[2] / "configs" / "cpu_tgrpo.yaml"),
                                       *overrides])
     assert result.exit_code == 0, result.output
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -217,7 +223,7 @@ def test_a_micro_batch_of_bad_records_takes_this_ranks_next_slots(tiny_dirs, tmp
     for row in rows:
         row["path"] = str(tmp_path / "missing.mp4")
     (tmp_path / "all_bad.json").write_text(json.dumps(rows))
-    hopeless = QuestionSource(load_records(tmp_path / "all_bad.json"), config, load_processor(model_dir), SkipLog(),
-                              rank=0, world=1)
+    hopeless = QuestionSource(load_records(tmp_path / "all_bad.json"), config, load_processor(model_dir),
+                              SkipLog(), rank=0, world=1)
     with pytest.raises(RuntimeError, match="no record of 6 could be prepared"):
         hopeless.questions(step=0, micro=0)

@@ -59,8 +59,10 @@ def test_labels_are_the_assistant_tokens_only(workspace, arch):
         processor, media = load_processor(workspace / "tiny"), media_config()
     else:  # Qwen3-VL writes timestamps and vision start / end around every temporal patch
         model_dir = build_tiny_from_records(workspace / arch, [workspace / "synth" / "cot_train.json"], arch)
-        processor, media = load_processor(model_dir), MediaConfig(nframes=8, factor=32, video_min_pixels=9 * 1024,
-                                                                   video_max_pixels=9 * 1024, image_min_pixels=4 * 1024,
+        processor, media = load_processor(model_dir), MediaConfig(nframes=8, factor=32,
+                                                                  video_min_pixels=9 * 1024,
+                                                                   video_max_pixels=9 * 1024,
+                                                                   image_min_pixels=4 * 1024,
                                                                    image_max_pixels=9 * 1024)
     prompts, targets = _examples(workspace, 6, media)
     assert {p.video is None for p in prompts} == {True, False}  # images and videos in one batch
@@ -68,7 +70,8 @@ def test_labels_are_the_assistant_tokens_only(workspace, arch):
     tokenizer = processor.tokenizer
     lengths = batch["attention_mask"].sum(dim=1)
     assert lengths.min() < lengths.max()  # rows of different lengths: left padding is at work
-    never = {tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    never = {tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>",
+                                                          "<|vision_pad|>",
                                                            "<|image_pad|>", "<|video_pad|>", "<|im_start|>")}
     never.add(tokenizer.pad_token_id)
     for row, target in enumerate(targets):
@@ -82,8 +85,10 @@ def test_labels_are_the_assistant_tokens_only(workspace, arch):
         assert batch["mm_token_type_ids"][row][labelled].eq(0).all()
         # what precedes the labels is the whole chat prompt (system and user turns, media, generation prompt)
         prompt_text = tokenizer.decode(ids[(batch["attention_mask"][row] == 1) & ~labelled])
-        assert prompt_text.startswith("<|im_start|>system") and prompt_text.endswith("<|im_start|>assistant\n")
-        assert prompt_text.count("<|video_pad|>") + prompt_text.count("<|image_pad|>") > 8  # vision tokens, unlabelled
+        assert prompt_text.startswith("<|im_start|>system")
+        assert prompt_text.endswith("<|im_start|>assistant\n")
+        # vision tokens, unlabelled
+        assert prompt_text.count("<|video_pad|>") + prompt_text.count("<|image_pad|>") > 8
     # the model sees the very tokens of the chat template with the answer written in
     joint = encode(processor, prompts, targets)
     assert torch.equal(joint["input_ids"], batch["input_ids"])
@@ -95,7 +100,8 @@ def test_two_accumulated_micro_batches_of_four_equal_one_batch_of_eight(workspac
 
     processor = load_processor(workspace / "tiny")
     prompts, targets = _examples(workspace, 8)
-    halves = [with_targets(processor, encode(processor, prompts[s]), targets[s]) for s in (slice(0, 4), slice(4, 8))]
+    halves = [with_targets(processor, encode(processor, prompts[s]), targets[s]) for s in (slice(0, 4),
+                                                                                           slice(4, 8))]
     tokens = [int((h["labels"] != IGNORE).sum()) for h in halves]
     assert tokens[0] != tokens[1]  # a mean of per-micro-batch means would weigh tokens unequally
     accelerator = Accelerator(cpu=True)
@@ -116,11 +122,14 @@ def test_two_accumulated_micro_batches_of_four_equal_one_batch_of_eight(workspac
 
 def test_config_errors_are_reported_together_with_their_fields(tmp_path):
     with pytest.raises(ValueError) as error:
-        load_sft_config(None, ["model.path=m", "optim.lr=-1", "run.prompts_per_device=0", "data.max_target_tokens=0",
+        load_sft_config(None,
+                        ["model.path=m", "optim.lr=-1", "run.prompts_per_device=0",
+                         "data.max_target_tokens=0",
                                "run.epochs=0"])
     message = str(error.value)
     assert "5 problem(s)" in message
-    for field in ("data.train_file", "optim.lr", "run.prompts_per_device", "data.max_target_tokens", "run.epochs"):
+    for field in ("data.train_file", "optim.lr", "run.prompts_per_device", "data.max_target_tokens",
+                  "run.epochs"):
         assert f"  {field}:" in message
     with pytest.raises(ValueError, match="eval.every=10 needs held-out records"):
         load_sft_config(None, ["model.path=m", "data.train_file=t.json", "eval.every=10"])
@@ -135,8 +144,10 @@ def test_config_errors_are_reported_together_with_their_fields(tmp_path):
 
 def test_recipes_load_and_the_paper_recipe_has_the_paper_values():
     paper = load_sft_config(CONFIGS / "paper_7b_sft.yaml")
-    assert (paper.optim.lr, paper.run.epochs, paper.run.max_steps, paper.optim.max_grad_norm) == (1e-6, 1, None, 5)
-    assert (paper.optim.weight_decay, paper.model.dtype, paper.model.freeze_vision) == (0.01, "bfloat16", False)
+    assert (paper.optim.lr, paper.run.epochs, paper.run.max_steps, paper.optim.max_grad_norm) == (1e-6, 1,
+                                                                                                  None, 5)
+    assert (paper.optim.weight_decay, paper.model.dtype, paper.model.freeze_vision) == (0.01, "bfloat16",
+                                                                                        False)
     assert (paper.media.nframes, paper.media.video_max_pixels) == (16, 128 * 28 * 28)
     cpu = load_sft_config(CONFIGS / "cpu_sft.yaml")
     assert (cpu.optim.lr, cpu.optim.warmup_steps, cpu.optim.max_grad_norm, cpu.run.prompts_per_device) == (
@@ -182,7 +193,8 @@ def test_two_steps_then_resume_equals_four_steps(workspace, tmp_path):
     whole = train(config(tmp_path / "whole"), progress=False)
     stopped = train(config(tmp_path / "parts"), progress=False, stop_after=2)
     assert (tmp_path / "parts" / "latest").read_text() == "checkpoint-2"
-    assert any(not torch.equal(a, b) for a, b in zip(_weights(whole.model).values(), _weights(stopped.model).values()))
+    assert any(not torch.equal(a, b) for a,
+               b in zip(_weights(whole.model).values(), _weights(stopped.model).values()))
     resumed = train(config(tmp_path / "parts"), resume=True, progress=False)
     final, again = _weights(whole.model), _weights(resumed.model)
     assert all(torch.equal(final[k], again[k]) for k in final)
@@ -200,7 +212,8 @@ def test_sft_lowers_held_out_loss_and_teaches_the_format(tmp_path):
     6.92 -> 0.71, greedy format reward 0.00 -> 1.00, accuracy 0.00 -> 0.28; format >= 0.9 from
     ~100 steps on)."""
     synthesize(tmp_path / "synth", n=300, seed=0)
-    build_tiny_from_records(tmp_path / "tiny", [tmp_path / "synth" / "cot_train.json"], "qwen2_5_vl", "tiny", 0)
+    build_tiny_from_records(tmp_path / "tiny", [tmp_path / "synth" / "cot_train.json"], "qwen2_5_vl", "tiny",
+                            0)
     out = tmp_path / "run"
     config = load_sft_config(CONFIGS / "cpu_sft.yaml", _overrides(tmp_path, out, **{
         "run.max_steps": 200, "run.prompts_per_device": 8, "run.save_every": 200, "optim.lr": 2e-3,
@@ -209,8 +222,9 @@ def test_sft_lowers_held_out_loss_and_teaches_the_format(tmp_path):
     train(config, progress=False)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     before, after = metrics[0], metrics[-1]
-    print(f"held-out loss {before['eval/loss']:.3f} -> {after['eval/loss']:.3f}, format {before['eval/format']:.2f} "
-          f"-> {after['eval/format']:.2f}, accuracy {before['eval/accuracy']:.2f} -> {after['eval/accuracy']:.2f}")
+    print(f"held-out loss {before['eval/loss']:.3f} -> {after['eval/loss']:.3f}, format "
+          f"{before['eval/format']:.2f} -> {after['eval/format']:.2f}, accuracy "
+          f"{before['eval/accuracy']:.2f} -> {after['eval/accuracy']:.2f}")
     assert (before["step"], after["step"]) == (0, 200) and after["eval/samples"] == 30
     assert after["eval/loss"] < 0.3 * before["eval/loss"]
     assert before["eval/format"] < 0.5 and after["eval/format"] >= 0.9

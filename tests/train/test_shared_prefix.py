@@ -21,7 +21,8 @@ def test_rl_with_and_without_the_shared_prefix_follows_the_same_metrics(rl_works
             "model.shared_prefix": shared, "run.max_steps": 3, "algo.num_iterations": 2, "algo.beta": 0.04,
             "optim.lr": 1e-3})
         result = train(load_config(None, overrides), progress=False)
-        runs[shared] = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
+        lines = (result.output_dir / "metrics.jsonl").read_text().splitlines()
+        runs[shared] = [json.loads(line) for line in lines]
     shared, whole = runs[True], runs[False]
     assert len(shared) == len(whole) == 3
     for a, b in zip(shared, whole):

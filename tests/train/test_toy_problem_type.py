@@ -77,8 +77,9 @@ def test_a_toy_type_is_validated_and_prompted_from_its_entry(toy):
 
 def test_without_its_entry_the_type_is_refused():
     with pytest.raises(ValueError, match="unknown problem type 'parity'"):
-        Record.model_validate({"problem_id": 1, "problem": "?", "data_type": "image", "problem_type": "parity",
-                               "solution": "<answer>odd</answer>", "path": "a.png", "data_source": "toy"})
+        Record.model_validate({"problem_id": 1, "problem": "?", "data_type": "image",
+                               "problem_type": "parity", "solution": "<answer>odd</answer>", "path": "a.png",
+                               "data_source": "toy"})
 
 
 def test_a_toy_type_is_evaluable(toy, tmp_path):

@@ -37,7 +37,8 @@ class Decision(BaseModel):
     tokens: int | None = Field(default=None, description="Its length in tokens, as the teacher counted them.")
     score: float | None = Field(default=None, description="accuracy_reward of its answer.")
     think_words: int | None = Field(default=None, description="Words of its <think> content.")
-    record: dict[str, Any] | None = Field(default=None, description="The kept CotRecord (None when rejected).")
+    record: dict[str, Any] | None = Field(default=None, description="The kept CotRecord (None when "
+                                          "rejected).")
 
     @property
     def kept(self) -> bool:
@@ -73,11 +74,13 @@ def judge(record: Record, output: str, tokens: int | None, threshold: float, min
         return Decision(**seen, decision="rejected", reason="wrong_answer",
                         detail=f"answer {answer!r} vs {record.answer!r}: accuracy {score:.3f} < {threshold}")
     if words < min_words:
-        return Decision(**seen, decision="rejected", reason="too_short", detail=f"{words} words < {min_words}")
+        return Decision(**seen, decision="rejected", reason="too_short",
+                        detail=f"{words} words < {min_words}")
     if words > max_words:
         return Decision(**seen, decision="rejected", reason="too_long", detail=f"{words} words > {max_words}")
     try:
-        kept = CotRecord.model_validate({**record.model_dump(mode="json"), "process": f"<think>{reasoning}</think>",
+        kept = CotRecord.model_validate({**record.model_dump(mode="json"),
+                                         "process": f"<think>{reasoning}</think>",
                                          "solution": record.solution})
     except ValidationError as error:  # not expected after the format check; a bad record never stops the run
         return Decision(**seen, decision="rejected", reason="bad_format",

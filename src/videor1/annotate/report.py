@@ -33,7 +33,8 @@ class AnnotateReport(BaseModel):
     invalid_examples: list[str]
     kept: int
     rejected: dict[str, int] = Field(description="Rejected records by reason (every reason listed).")
-    by_problem_type: dict[str, dict[str, int]] = Field(description="problem type -> outcome (kept or reason) -> n.")
+    by_problem_type: dict[str, dict[str, int]] = Field(description="problem type -> outcome (kept or reason) "
+                                                       "-> n.")
     by_data_type: dict[str, dict[str, int]] = Field(description="data type -> outcome -> n.")
     examples: dict[str, list[Example]] = Field(description="outcome -> its first few records.")
     settings: dict
@@ -63,9 +64,10 @@ def build_report(records: list[Record], rows: dict[str, Decision], invalid: list
             shown.append(Example(id=row.id, problem_type=record.problem_type, data_type=record.data_type,
                                  detail=row.detail, output=None if row.output is None else row.output[:400]))
     return AnnotateReport(
-        data=str(data), out=str(out), journal=str(journal), records=len(records), invalid_records=len(invalid),
-        invalid_examples=invalid[:5], kept=totals["kept"], rejected={r: totals[r] for r in REASONS},
-        by_problem_type=_breakdown(records, rows, "problem_type"), by_data_type=_breakdown(records, rows, "data_type"),
+        data=str(data), out=str(out), journal=str(journal), records=len(records),
+        invalid_records=len(invalid), invalid_examples=invalid[:5], kept=totals["kept"],
+        rejected={r: totals[r] for r in REASONS}, by_problem_type=_breakdown(records, rows, "problem_type"),
+        by_data_type=_breakdown(records, rows, "data_type"),
         examples={o: examples[o] for o in OUTCOMES if o in examples}, settings=settings, timing=timing)
 
 
@@ -85,7 +87,8 @@ def report_markdown(report: AnnotateReport) -> str:
         for ex in examples:
             output = "(no response)" if ex.output is None else " ".join(ex.output.split())
             detail = f" {ex.detail}" if ex.detail else ""
-            lines.append(f"- `{ex.id}` ({ex.problem_type}, {ex.data_type}){detail}: {output}".replace("|", "\\|"))
+            lines.append(f"- `{ex.id}` ({ex.problem_type}, {ex.data_type}){detail}: "
+                         f"{output}".replace("|", "\\|"))
     if report.invalid_examples:
         lines += ["", "## Invalid input records", "", *(f"- {e}" for e in report.invalid_examples)]
     return "\n".join(lines) + "\n"
@@ -93,7 +96,8 @@ def report_markdown(report: AnnotateReport) -> str:
 
 def write_report(report: AnnotateReport, json_path: Path, markdown_path: Path) -> None:
     """Both files, each written to a temporary name and renamed (never half written)."""
-    for path, text in ((json_path, report.model_dump_json(indent=1)), (markdown_path, report_markdown(report))):
+    for path, text in ((json_path, report.model_dump_json(indent=1)),
+                       (markdown_path, report_markdown(report))):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)

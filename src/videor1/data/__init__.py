@@ -1,6 +1,13 @@
 """Records of the Video-R1 formats: schema, loading, validation, mixing, statistics."""
 
-from videor1.data.loading import DataFileError, LoadResult, load_records, read_raw, resolve_media, write_records
+from videor1.data.loading import (
+    DataFileError,
+    LoadResult,
+    load_records,
+    read_raw,
+    resolve_media,
+    write_records,
+)
 from videor1.data.records import (
     DATA_TYPES,
     CotRecord,

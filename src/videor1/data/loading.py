@@ -106,7 +106,8 @@ def _read_hf_dataset(path: Path, split: str | None) -> list[Any]:
     if isinstance(loaded, datasets.DatasetDict):
         if split is None:
             if len(loaded) != 1:
-                raise DataFileError(f"{path}: a DatasetDict with splits {list(loaded)}; choose one with split=")
+                raise DataFileError(f"{path}: a DatasetDict with splits {list(loaded)}; choose one with "
+                                    "split=")
             split = next(iter(loaded))
         loaded = loaded[split]
     return [dict(row) for row in loaded]

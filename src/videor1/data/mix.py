@@ -33,11 +33,14 @@ class MixSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Category name recorded in each record's provenance (e.g. 'chart').")
-    path: Path = Field(description="Record file (.json / .jsonl / saved datasets dir), relative to the config.")
-    media_root: Path | None = Field(default=None, description="Media root of this source (default: its file's directory).")
+    path: Path = Field(description="Record file (.json / .jsonl / saved datasets dir), relative to the "
+                                   "config.")
+    media_root: Path | None = Field(default=None, description="Media root of this source (default: its "
+                                    "file's directory).")
     count: int | None = Field(default=None, ge=0, description="How many records to draw.")
     ratio: float | None = Field(default=None, ge=0.0, le=1.0, description="Share of `total` to draw.")
-    replace: bool = Field(default=False, description="Allow drawing more records than the source has (repeats).")
+    replace: bool = Field(default=False, description="Allow drawing more records than the source has "
+                                                     "(repeats).")
     where: dict[str, Any] = Field(
         default_factory=dict,
         description="Keep only records whose fields have these values (a list: any of them), "
@@ -113,7 +116,8 @@ def _draw(n_available: int, n_wanted: int, replace: bool, rng: random.Random, na
         return []
     # with repeats, every record is used floor(k / n) times before any is used once more
     full_passes, rest = divmod(n_wanted, n_available)
-    indices = [i for _ in range(full_passes) for i in range(n_available)] + rng.sample(range(n_available), rest)
+    indices = [i for _ in range(full_passes) for i in range(n_available)] + rng.sample(range(n_available),
+                                                                                       rest)
     return indices
 
 
@@ -147,8 +151,8 @@ def mix_records(config: MixConfig, out_media_root: str | Path, open_media: Media
                                  f"outside the output's media root {out_root}, so readers of the mix would "
                                  "refuse it: give --media-root a directory holding every source's media (and "
                                  "train with that data.media_root), or set allow_outside_media_root")
-            row["provenance"] = {"source": source.name, "file": str(source.path), "problem_id": record.problem_id,
-                                 "path": record.path}
+            row["provenance"] = {"source": source.name, "file": str(source.path),
+                                 "problem_id": record.problem_id, "path": record.path}
             rows.append(row)
         drawn[source.name], available[source.name] = len(indices), len(pool)
         skipped[source.name] = checked.bad

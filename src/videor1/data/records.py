@@ -57,7 +57,8 @@ class Record(BaseModel):
     @classmethod
     def _solution_has_answer_tags(cls, value: str) -> str:
         match = _SOLUTION.match(value)
-        if not match or "<answer>" in match.group(1) or "</answer>" in match.group(1) or not match.group(1).strip():
+        inner = match.group(1) if match else ""
+        if not match or "<answer>" in inner or "</answer>" in inner or not inner.strip():
             raise ValueError(f"solution must be one non-empty '<answer>…</answer>', got {value[:80]!r}")
         return value
 
@@ -130,7 +131,8 @@ class CotRecord(Record):
     @classmethod
     def _process_has_think_tags(cls, value: str) -> str:
         match = _PROCESS.match(value)
-        if not match or "<think>" in match.group(1) or "</think>" in match.group(1) or not match.group(1).strip():
+        inner = match.group(1) if match else ""
+        if not match or "<think>" in inner or "</think>" in inner or not inner.strip():
             raise ValueError(f"process must be one non-empty '<think>…</think>', got {value[:80]!r}")
         return value
 
@@ -155,7 +157,8 @@ class RecordError(ValueError):
 
     def __init__(self, source: str, index: int, problem_id: Any, reasons: list[str]):
         self.source, self.index, self.problem_id, self.reasons = source, index, problem_id, reasons
-        where = f"{source} record #{index}" + (f" (problem_id={problem_id!r})" if problem_id is not None else "")
+        named = f" (problem_id={problem_id!r})" if problem_id is not None else ""
+        where = f"{source} record #{index}{named}"
         super().__init__(f"{where}: {'; '.join(reasons)}")
 
 

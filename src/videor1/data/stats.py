@@ -41,12 +41,14 @@ def plot_distribution(dist: Distribution, path: str | Path, title: str = "") -> 
     import matplotlib.pyplot as plt
 
     heights = [max(1.5, 0.35 * len(dist.counts[name]) + 0.8) for name in FIELDS]
-    fig, axes = plt.subplots(len(FIELDS), 1, figsize=(7, sum(heights)), gridspec_kw={"height_ratios": heights})
+    fig, axes = plt.subplots(len(FIELDS), 1, figsize=(7, sum(heights)),
+                             gridspec_kw={"height_ratios": heights})
     for ax, name in zip(axes, FIELDS):
         items = dist.counts[name].most_common()[::-1]
         labels, values = [label for label, _ in items], [value for _, value in items]
         bars = ax.barh(labels, values, color="#4C72B0")
-        ax.bar_label(bars, labels=[f"{v} ({v / max(dist.total, 1):.0%})" for v in values], padding=3, fontsize=8)
+        ax.bar_label(bars, labels=[f"{v} ({v / max(dist.total, 1):.0%})" for v in values], padding=3,
+                     fontsize=8)
         ax.set_title(name.replace("_", " "), fontsize=10, loc="left")
         ax.margins(x=0.25)
         ax.tick_params(labelsize=8)

@@ -25,7 +25,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -33,8 +32,22 @@ from pydantic import BaseModel, Field, model_validator
 from videor1.data.loading import write_records
 from videor1.data.records import CotRecord, EvalRecord, Record
 from videor1.data.synth_scenes import (
-    BACKGROUNDS, BUILDERS, COLOR_RGB, DIRECTIONS, SHAPES, Renderer, Scene, Track, cell_name, describe,
-    direction_of, object_name, path_length, per_instant, write_image, write_video,
+    BACKGROUNDS,
+    BUILDERS,
+    COLOR_RGB,
+    DIRECTIONS,
+    SHAPES,
+    Renderer,
+    Scene,
+    Track,
+    cell_name,
+    describe,
+    direction_of,
+    object_name,
+    path_length,
+    per_instant,
+    write_image,
+    write_video,
 )
 from videor1.rewards import PROBLEM_TYPES
 
@@ -250,7 +263,8 @@ def with_cue(scene: Scene, rng: random.Random, config: SynthConfig) -> Scene:
     `agreement`, else one of the other colours (evaluation scenes keep their independent colour)."""
     track = scene.tracks[0]
     cue = config.cue_color(direction_of(track.cells))
-    color = cue if rng.random() < config.shortcut.agreement else rng.choice([c for c in config.colors if c != cue])
+    others = [c for c in config.colors if c != cue]
+    color = cue if rng.random() < config.shortcut.agreement else rng.choice(others)
     return Scene(scene.kind, (Track(track.shape, (color,) * scene.instants, track.cells),), scene.instants)
 
 
@@ -322,7 +336,8 @@ def _direction(scene: Scene, config: SynthConfig) -> Reasoning:
         # no cells in the chain: the answer is read from the frames, not from positions written out
         # before it (a per-response credit compares the answer's likelihood with shuffled frames)
         return Reasoning(f"Which direction does {object_name(track)} move?", "direction",
-                         direction_of(track.cells), f"{object_name(track).capitalize()} moves.", pool=DIRECTIONS)
+                         direction_of(track.cells), f"{object_name(track).capitalize()} "
+                                                    "moves.", pool=DIRECTIONS)
     start, end = cell_name(track.cells[0], grid), cell_name(track.cells[-1], grid)
     return Reasoning(f"Which direction does {object_name(track)} move?", "direction",
                      direction_of(track.cells), _positions(scene, grid), f"It moved from {start} to {end}, ",

@@ -116,7 +116,8 @@ def _content_problems(record: Record, report: ValidationReport, check: MediaChec
 
 def _group_key(raw: Any) -> tuple[str, str, str]:
     get = raw.get if isinstance(raw, dict) else (lambda key: None)
-    return tuple(str(get(key)) if get(key) is not None else "?" for key in ("data_source", "problem_type", "data_type"))
+    return tuple(str(get(key)) if get(key) is not None else "?" for key in ("data_source", "problem_type",
+                                                                            "data_type"))
 
 
 def validate_records(

@@ -36,7 +36,7 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from videor1.demo.recipe import Arm, Budget, DemoRecipe
+from videor1.demo.recipe import Arm, DemoRecipe
 from videor1.train.checkpoint import latest_checkpoint
 
 DATA_FILES = ("rl_train", "cot_train", "eval", "describe")
@@ -143,7 +143,8 @@ class Demo:
         return {"sft": self.out / "sft", **{run: self.out / "rl" / run for _, _, run in self.runs()}}
 
     def eval_items(self) -> int:
-        items = len(json.loads((self.data / "eval.json").read_text())) if (self.data / "eval.json").is_file() else 0
+        path = self.data / "eval.json"
+        items = len(json.loads(path.read_text())) if path.is_file() else 0
         return min(items, self.budget.eval_items or items)
 
     # ------------------------------------------------------------------ stages
@@ -190,8 +191,9 @@ class Demo:
         limit = ["--limit", str(b.eval_items)] if b.eval_items else []
         cap = [f"--max-new-tokens={b.max_new_tokens}"] if b.max_new_tokens else []
         return Stage(f"eval/{model}", [videor1(
-            "eval", "--model", f"{{{model}}}", "--data", self.data / "eval.json", "--out", out / "eval" / model,
-            "--seed", seed, "--cache-dir", out / "frames", "--no-progress", *limit, *self.recipe.eval, *cap)],
+            "eval", "--model", f"{{{model}}}", "--data", self.data / "eval.json", "--out",
+            out / "eval" / model, "--seed", seed, "--cache-dir", out / "frames", "--no-progress", *limit,
+            *self.recipe.eval, *cap)],
             after=("sft" if model == "sft" else f"rl/{model}",),
             progress=_eval_progress(out / "eval" / model, self.eval_items))
 
@@ -200,8 +202,10 @@ class Demo:
         r, b = self.recipe, self.budget
         work = self.out / "perception"
         if (self.base_dir / "config.json").is_file():
-            return Stage("base", [], after=("data",), note=f"cached: {self.base_dir}", identity=self.base_dir.name)
-        tokenizer_data = [arg for name in DATA_FILES if name != "eval" for arg in ("--data", self.data / f"{name}.json")]
+            return Stage("base", [], after=("data",), note=f"cached: {self.base_dir}",
+                         identity=self.base_dir.name)
+        tokenizer_data = [arg for name in DATA_FILES if name != "eval"
+                          for arg in ("--data", self.data / f"{name}.json")]
 
         def publish() -> None:  # atomic: a half-copied cache entry is never used
             tmp = self.base_dir.with_name(self.base_dir.name + f".tmp{os.getpid()}")
@@ -215,9 +219,10 @@ class Demo:
         return Stage("base", [
             videor1("model", "tiny", "--out", work / "base", "--arch", r.base.arch, "--size", r.base.size,
                     "--seed", r.base.seed, *tokenizer_data),
-            videor1("sft", "--config", r.path(r.recipes.perception), "--resume", f"model.path={work / 'base'}",
-                    f"data.train_file={self.data / 'describe.json'}", f"run.output_dir={work}",
-                    f"run.max_steps={b.perception_steps}", f"run.save_every={_thirds(b.perception_steps)}",
+            videor1("sft", "--config", r.path(r.recipes.perception), "--resume",
+                    f"model.path={work / 'base'}", f"data.train_file={self.data / 'describe.json'}",
+                    f"run.output_dir={work}", f"run.max_steps={b.perception_steps}",
+                    f"run.save_every={_thirds(b.perception_steps)}",
                     f"media.cache_dir={self.out / 'frames'}"),
         ], after=("data",), progress=_training_progress(work, b.perception_steps), finish=publish,
             identity=self.base_dir.name)
@@ -263,8 +268,8 @@ class StageRunner:
         recorded = json.loads(self.marker(stage.name).read_text()).get("key")
         if recorded != stage.key():
             raise ValueError(f"{self.demo.out}: stage {stage.name!r} was run with other commands or recipes "
-                             "than the current ones; use another --out (or delete that stage's marker in stages/ "
-                             "and the markers of the stages after it)")
+                             "than the current ones; use another --out (or delete that stage's marker in "
+                             "stages/ and the markers of the stages after it)")
 
     def run(self, stages: list[Stage]) -> None:
         self.markers.mkdir(parents=True, exist_ok=True)
@@ -274,8 +279,8 @@ class StageRunner:
             if s.name not in pending:
                 self._check_unchanged(s)
                 self.console.print(f"[dim]{s.name}: finished earlier[/]")
-        bar = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                       TextColumn("{task.fields[note]}"), console=self.console)
+        bar = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=self.console)
         running: dict[Future, tuple[Stage, int]] = {}
         stop = threading.Event()
         with bar, ThreadPoolExecutor(self.jobs) as pool:
@@ -329,7 +334,8 @@ class StageRunner:
                 with self.lock:
                     if self.stopping:
                         raise RuntimeError(f"demo stage {stage.name!r} not started: the demo is stopping")
-                    proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=self.demo.out)
+                    proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env,
+                                            cwd=self.demo.out)
                     self.procs.add(proc)
                 code = proc.wait()
                 with self.lock:
@@ -344,7 +350,8 @@ class StageRunner:
         self.marker(stage.name).parent.mkdir(parents=True, exist_ok=True)
         tmp = self.marker(stage.name).with_suffix(".tmp")
         tmp.write_text(json.dumps({"stage": stage.name, "key": stage.key(), "seconds": stage.seconds,
-                                   "note": stage.note, "commands": [" ".join(c) for c in commands]}, indent=1))
+                                   "note": stage.note, "commands": [" ".join(c) for c in commands]},
+                                   indent=1))
         os.replace(tmp, self.marker(stage.name))
 
 

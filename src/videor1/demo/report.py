@@ -63,7 +63,8 @@ class Table:
 
     def html(self) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self.rows)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                       for row in self.rows)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -121,7 +122,8 @@ def best_gap(demo: Demo, column: str = "conflicting ordered") -> str:
     with spreads smaller than the gap."""
     per_arm = {}
     for arm in demo.recipe.arms:
-        values = [_scores(_eval_summary(demo, run)).get(column) for a, _, run in demo.runs() if a.name == arm.name]
+        values = [_scores(_eval_summary(demo, run)).get(column) for a, _,
+                  run in demo.runs() if a.name == arm.name]
         values = [100 * v for v in values if v is not None]
         if values:
             per_arm[arm.name] = (arm.title, values)
@@ -134,8 +136,8 @@ def best_gap(demo: Demo, column: str = "conflicting ordered") -> str:
         return f"± {statistics.stdev(values):.1f}" if len(values) > 1 else "(one seed: spread not measured)"
 
     return (f"Best arm on {column}: {title}, {statistics.fmean(best):.1f} {spread(best)} against GRPO's "
-            f"{statistics.fmean(base):.1f} {spread(base)}: a gap of {statistics.fmean(best) - statistics.fmean(base):+.1f} "
-            f"points ({len(best)} seed(s)).")
+            f"{statistics.fmean(base):.1f} {spread(base)}: a gap of "
+            f"{statistics.fmean(best) - statistics.fmean(base):+.1f} points ({len(best)} seed(s)).")
 
 
 def bonus_table(demo: Demo) -> Table:
@@ -147,7 +149,8 @@ def bonus_table(demo: Demo) -> Table:
         for a, _, run in demo.runs():
             if a.name != arm.name:
                 continue
-            steps = [m for m in read_metrics(demo.out / "rl" / run / "metrics.jsonl") if m.get("temporal/video_groups")]
+            steps = [m for m in read_metrics(demo.out / "rl" / run / "metrics.jsonl")
+                     if m.get("temporal/video_groups")]
             if not steps:
                 continue
             weights = [m["temporal/video_groups"] for m in steps]
@@ -203,7 +206,8 @@ def plot_curves(demo: Demo, path: Path) -> Path:
     axes, legend_ax = grid.flat[: len(CURVES)], grid.flat[-1]
     window = max(1, demo.budget.rl_steps // 20)
     for index, arm in enumerate(demo.recipe.arms):  # one colour per arm in every panel
-        runs = [read_metrics(demo.out / "rl" / run / "metrics.jsonl") for a, _, run in demo.runs() if a.name == arm.name]
+        runs = [read_metrics(demo.out / "rl" / run / "metrics.jsonl") for a, _,
+                run in demo.runs() if a.name == arm.name]
         for ax, (key, label) in zip(axes, CURVES):
             by_step: dict[int, list[float]] = {}
             for metrics in runs:
@@ -212,8 +216,8 @@ def plot_curves(demo: Demo, path: Path) -> Path:
                         by_step.setdefault(m["step"], []).append(m[key])
             if by_step:
                 steps = sorted(by_step)
-                ax.plot(steps, _smooth([statistics.fmean(by_step[s]) for s in steps], window), label=arm.title,
-                        color=f"C{index}")
+                ax.plot(steps, _smooth([statistics.fmean(by_step[s]) for s in steps], window),
+                        label=arm.title, color=f"C{index}")
             ax.set_title(label, fontsize=9)
             ax.set_xlabel("RL step", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -250,7 +254,8 @@ def plot_ablation(table: Table, path: Path) -> Path:
     width = 0.8 / len(bars)
     for k, (key, label) in enumerate(bars):
         values = [mean(row[column[key]]) for row in table.rows]
-        ax.bar([i + (k - (len(bars) - 1) / 2) * width for i in range(len(names))], values, width=width, label=label)
+        ax.bar([i + (k - (len(bars) - 1) / 2) * width for i in range(len(names))], values, width=width,
+               label=label)
     ax.set_xticks(list(range(len(names))), names, fontsize=7)
     ax.set_ylabel("score %")
     ax.set_ylim(0, 100)
@@ -276,24 +281,25 @@ def write_report(demo: Demo) -> Path:
              f"{b.perception_steps} steps, SFT {b.sft_steps} steps, RL {b.rl_steps} steps per arm, "
              f"{demo.seeds} seed(s) per arm; wall-clock {elapsed / 60:.1f} min from the first stage's start "
              f"to the last one's end ({total / 60:.1f} min of stage time, stages running side by side).")
-    score_note = ("Scores in %: accuracy on the synthetic evaluation split (regression items scored with MRA), "
-                  "greedy decoding, with ordered frames and with each video's 2-frame temporal patches shuffled. "
-                  "In this split an object's colour is independent of its direction: 'conflicting' / "
-                  "'consistent' are the direction questions whose colour names another / the true direction "
-                  "(in RL training the colour names the true one 90 % of the time). Temporal reliance = "
-                  "ordered − shuffled on all temporal questions. Mean ± sample standard deviation over seeds. "
-                  "Chance is 25 % on direction.")
+    score_note = ("Scores in %: accuracy on the synthetic evaluation split (regression items scored with "
+                  "MRA), greedy decoding, with ordered frames and with each video's 2-frame temporal patches "
+                  "shuffled. In this split an object's colour is independent of its direction: 'conflicting' "
+                  "/ 'consistent' are the direction questions whose colour names another / the true "
+                  "direction (in RL training the colour names the true one 90 % of the time). Temporal "
+                  "reliance = ordered − shuffled on all temporal questions. Mean ± sample standard deviation "
+                  "over seeds. Chance is 25 % on direction.")
     configs = _configs(demo)
     sections = [
         ("Training curves (like Figure 5)", "curves"),
         ("Ablation (like Table 2)", score_note, ablation, best_gap(demo), best_gap(demo, "temporal reliance"),
          "ablation"),
-        ("Where the temporal bonus acted", "Shares of the video groups of every RL step, averaged over the run.",
+        ("Where the temporal bonus "
+         "acted", "Shares of the video groups of every RL step, averaged over the run.",
          bonus),
         ("Wall-clock per stage", times),
         ("Library versions", versions),
     ]
-    md = [f"# videor1 demo report", "", intro, ""]
+    md = ["# videor1 demo report", "", intro, ""]
     page = [f"<h1>videor1 demo report</h1><p>{html.escape(intro)}</p>"]
     images = {p.stem: p for p in plots}
     for title, *parts in sections:
@@ -342,5 +348,6 @@ def _configs(demo: Demo) -> dict[str, tuple[list[str], str]]:
         if name.startswith("rl/"):
             run_dir = demo.out / name
         config = run_dir / "config.yaml" if run_dir is not None else None
-        found[name] = (info["commands"], config.read_text() if config is not None and config.is_file() else "")
+        found[name] = (info["commands"],
+                       config.read_text() if config is not None and config.is_file() else "")
     return found

@@ -7,16 +7,26 @@ scores with MRA. The category of an item is the first non-empty field of `fields
 allowed, `data_source` when it names more than the benchmark itself; then a keyword found in
 `data_source` or `path` (VideoMMMU's tracks); else "unknown".
 
-| benchmark (`--bench`) | breakdown   | fields tried, in order                                    | then              |
+| benchmark (`--bench`) | breakdown   | fields tried, in order                                    | then
+       |
 |-----------------------|-------------|-----------------------------------------------------------|-------------------|
-| vsibench              | task        | original_question_type, question_type, task, category     | unknown           |
-| videommmu             | track       | track, category, question_track                           | perception / comprehension / adaptation in data_source or path; also `discipline` |
-| mmvu                  | subject     | subject, discipline, category                             | data_source; also `discipline` |
-| mvbench               | task        | task, task_type, sub_task, category                       | data_source       |
-| tempcompass           | dimension   | dim, dimension, temporal_aspect, category, task           | data_source       |
-| videomme              | duration    | duration, duration_category (short / medium / long)       | unknown; also `task_type` and `domain` breakdowns when present |
-| synthetic             | task        | task                                                      | also `temporal`: temporal / static, and `cue`: consistent / conflicting (the shortcut's direction items); OCR and free-form count as correct (1) at reward ≥ 0.5, as in RL |
-| generic               | source      | category, task, data_source                               | unknown           |
+| vsibench              | task        | original_question_type, question_type, task, category     | unknown
+       |
+| videommmu             | track       | track, category, question_track                           | perception
+/ comprehension / adaptation in data_source or path; also `discipline` |
+| mmvu                  | subject     | subject, discipline, category                             |
+data_source; also `discipline` |
+| mvbench               | task        | task, task_type, sub_task, category                       |
+data_source       |
+| tempcompass           | dimension   | dim, dimension, temporal_aspect, category, task           |
+data_source       |
+| videomme              | duration    | duration, duration_category (short / medium / long)       | unknown;
+also `task_type` and `domain` breakdowns when present |
+| synthetic             | task        | task                                                      | also
+`temporal`: temporal / static, and `cue`: consistent / conflicting (the shortcut's direction items); OCR and
+free-form count as correct (1) at reward ≥ 0.5, as in RL |
+| generic               | source      | category, task, data_source                               | unknown
+       |
 
 VSI-Bench's numerical tasks (object_counting, object_abs_distance, object_size_estimation,
 room_size_estimation) are scored with MRA; an item of another or unknown task is scored with MRA
@@ -40,8 +50,9 @@ UNKNOWN = "unknown"
 # VSI-Bench (Yang et al., "Thinking in Space"): numerical-answer and multiple-choice tasks.
 VSI_NUMERICAL_TASKS = frozenset({"object_counting", "object_abs_distance", "object_size_estimation",
                                  "room_size_estimation"})
-VSI_CHOICE_TASKS = frozenset({"object_rel_distance", "object_rel_direction_easy", "object_rel_direction_medium",
-                              "object_rel_direction_hard", "route_planning", "obj_appearance_order"})
+VSI_CHOICE_TASKS = frozenset({"object_rel_distance", "object_rel_direction_easy",
+                              "object_rel_direction_medium", "object_rel_direction_hard", "route_planning",
+                              "obj_appearance_order"})
 VIDEOMME_DURATIONS = ("short", "medium", "long")
 VIDEOMMMU_TRACKS = ("perception", "comprehension", "adaptation")
 
@@ -117,15 +128,17 @@ class Benchmark:
 
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
-    Benchmark("vsibench", "VSI-Bench", "task", ("original_question_type", "question_type", "task", "category"),
-              aliases=("vsi",), mra_tasks=VSI_NUMERICAL_TASKS),
-    Benchmark("videommmu", "VideoMMMU", "track", ("track", "category", "question_track"), keywords=VIDEOMMMU_TRACKS,
-              extra=(("discipline", ("discipline",)),)),
+    Benchmark("vsibench", "VSI-Bench", "task",
+              ("original_question_type", "question_type", "task", "category"), aliases=("vsi",),
+              mra_tasks=VSI_NUMERICAL_TASKS),
+    Benchmark("videommmu", "VideoMMMU", "track", ("track", "category", "question_track"),
+              keywords=VIDEOMMMU_TRACKS, extra=(("discipline", ("discipline",)),)),
     Benchmark("mmvu", "MMVU (mc)", "subject", ("subject", "discipline", "category"), aliases=("mmvumc",),
               use_data_source=True, extra=(("discipline", ("discipline",)),)),
-    Benchmark("mvbench", "MVBench", "task", ("task", "task_type", "sub_task", "category"), use_data_source=True),
-    Benchmark("tempcompass", "TempCompass", "dimension", ("dim", "dimension", "temporal_aspect", "category", "task"),
+    Benchmark("mvbench", "MVBench", "task", ("task", "task_type", "sub_task", "category"),
               use_data_source=True),
+    Benchmark("tempcompass", "TempCompass", "dimension",
+              ("dim", "dimension", "temporal_aspect", "category", "task"), use_data_source=True),
     Benchmark("videomme", "Video-MME", "duration", ("duration", "duration_category"),
               extra=(("task_type", ("task_type",)), ("domain", ("domain",)))),
     Benchmark("synthetic", "Synthetic", "task", ("task",), aliases=("synth",), extra=(("cue", ("cue",)),),

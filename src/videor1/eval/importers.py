@@ -50,10 +50,10 @@ MVBENCH_TASKS: dict[str, tuple[str, bool]] = {
     "object_interaction": ("star/Charades_v1_480", False), "object_shuffle": ("perception/videos", False),
     "moving_direction": ("clevrer/video_validation", False), "action_localization": ("sta/sta_video", False),
     "scene_transition": ("scene_qa/video", False), "action_count": ("perception/videos", False),
-    "moving_count": ("clevrer/video_validation", False), "moving_attribute": ("clevrer/video_validation", False),
-    "state_change": ("perception/videos", False), "fine_grained_pose": ("nturgbd", False),
-    "character_order": ("perception/videos", False), "egocentric_navigation": ("vlnqa", False),
-    "episodic_reasoning": ("tvqa/frames_fps3_hq", True),
+    "moving_count": ("clevrer/video_validation", False),
+    "moving_attribute": ("clevrer/video_validation", False), "state_change": ("perception/videos", False),
+    "fine_grained_pose": ("nturgbd", False), "character_order": ("perception/videos", False),
+    "egocentric_navigation": ("vlnqa", False), "episodic_reasoning": ("tvqa/frames_fps3_hq", True),
     "counterfactual_inference": ("clevrer/video_validation", False),
 }
 VIDEOMMMU_TRACKS = ("Perception", "Comprehension", "Adaptation")
@@ -64,8 +64,8 @@ VIDEOMMMU_FOLDERS: dict[str, str] = {subject: folder for folder, subjects in {
     "Humanities": ("History", "Literature", "Sociology", "Psychology"),
     "Engineering": ("Agriculture", "Architecture_and_Engineering", "Computer_Science", "Electronics",
                     "Energy_and_Power", "Materials", "Mechanical_Engineering"),
-    "Medicine": ("Basic_Medical_Science", "Clinical_Medicine", "Diagnostics_and_Laboratory_Medicine", "Pharmacy",
-                 "Public_Health"),
+    "Medicine": ("Basic_Medical_Science", "Clinical_Medicine", "Diagnostics_and_Laboratory_Medicine",
+                 "Pharmacy", "Public_Health"),
     "Business": ("Accounting", "Economics", "Finance", "Manage", "Marketing"),
 }.items() for subject in subjects}
 # MMVU subject (spaces as underscores) -> discipline
@@ -77,7 +77,8 @@ MMVU_DISCIPLINES: dict[str, str] = {subject: discipline for discipline, subjects
     "Healthcare": ("Clinical_Medicine", "Basic_Medicine", "Preventive_Medicine", "Pharmacy", "Dentistry"),
     "Humanities_and_Social_Science": ("Art", "Literature", "History", "Law", "Economics", "Management"),
 }.items() for subject in subjects}
-IMAGE_AT_END = "The image for this question is at the end of the video."  # VideoMMMU Adaptation, as lmms-eval says
+# VideoMMMU Adaptation, as lmms-eval says
+IMAGE_AT_END = "The image for this question is at the end of the video."
 
 
 @dataclass
@@ -194,8 +195,9 @@ class _Builder:
             self.skip(pid, f"answer {answer!r} of a {problem_type} item is not a number")
             return
         raw = {"problem_id": pid, "problem": str(problem or "").strip(), "data_type": "video",
-               "problem_type": problem_type, "options": options or [], "solution": f"<answer>{solution}</answer>",
-               "path": path, **{k: v for k, v in extra.items() if v is not None}}
+               "problem_type": problem_type, "options": options or [],
+               "solution": f"<answer>{solution}</answer>", "path": path,
+               **{k: v for k, v in extra.items() if v is not None}}
         try:
             self.result.records.append(parse_record(raw, EvalRecord, self.source, len(self.result.records)))
         except RecordError as error:
@@ -222,10 +224,11 @@ def import_vsibench(source: str | Path, video_dir: str = "") -> ImportResult:
         task = str(row.get("question_type", ""))
         options = lettered(row.get("options") or [])
         choice = task in VSI_CHOICE_TASKS or bool(options)
-        build.add(row["id"], row["question"], _join(video_dir, str(row["dataset"]), f"{row['scene_name']}.mp4"),
-                  options if choice else [], row.get("ground_truth"), "multiple choice" if choice else "regression",
-                  data_source="vsibench", original_question_type=task, dataset=row["dataset"],
-                  scene_name=row["scene_name"])
+        build.add(row["id"], row["question"],
+                  _join(video_dir, str(row["dataset"]), f"{row['scene_name']}.mp4"),
+                  options if choice else [], row.get("ground_truth"),
+                  "multiple choice" if choice else "regression", data_source="vsibench",
+                  original_question_type=task, dataset=row["dataset"], scene_name=row["scene_name"])
     return build.result
 
 
@@ -238,8 +241,9 @@ def import_videomme(source: str | Path, video_dir: str = "data") -> ImportResult
             continue
         build.add(row["question_id"], row["question"], _join(video_dir, f"{row['videoID']}.mp4"),
                   lettered(row.get("options") or []), row.get("answer"), data_source="videomme",
-                  duration=row.get("duration"), domain=row.get("domain"), sub_category=row.get("sub_category"),
-                  task_type=row.get("task_type"), video_id=row.get("video_id"))
+                  duration=row.get("duration"), domain=row.get("domain"),
+                  sub_category=row.get("sub_category"), task_type=row.get("task_type"),
+                  video_id=row.get("video_id"))
     return build.result
 
 
@@ -248,7 +252,8 @@ def import_mvbench(source: str | Path, video_dir: str = "video") -> ImportResult
     build = _Builder(source)
     files = [(task, Path(source) / f"{task}.json") for task in MVBENCH_TASKS]
     if not any(file.exists() for _, file in files):
-        raise ValueError(f"{source}: no MVBench task file (action_sequence.json, …); give the json/ directory")
+        raise ValueError(f"{source}: no MVBench task file (action_sequence.json, …); give the json/ "
+                         "directory")
     for task, file in files:
         if not file.exists():
             continue
@@ -264,11 +269,12 @@ def import_mvbench(source: str | Path, video_dir: str = "video") -> ImportResult
             options = lettered(row.get("candidates") or [])
             letter = text_letter(row.get("answer"), options)
             if letter is None:
-                build.skip(f"{task}-{i}", f"answer {row.get('answer')!r} is not one of the candidates {options}")
+                build.skip(f"{task}-{i}",
+                           f"answer {row.get('answer')!r} is not one of the candidates {options}")
                 continue
             bounds = {k: row[k] for k in ("start", "end") if row.get(k) is not None}
-            build.add(f"{task}-{i}", row.get("question"), _join(video_dir, folder, str(row.get("video"))), options,
-                      letter, data_source="mvbench", task=task, **bounds)
+            build.add(f"{task}-{i}", row.get("question"), _join(video_dir, folder, str(row.get("video"))),
+                      options, letter, data_source="mvbench", task=task, **bounds)
     return build.result
 
 
@@ -303,7 +309,8 @@ def import_tempcompass(source: str | Path, video_dir: str = "videos") -> ImportR
 
 
 def _track_of(path: Path) -> str | None:
-    """The VideoMMMU track of a file, from its folder or name (Perception/test-….parquet, perception_video.json)."""
+    """The VideoMMMU track of a file, from its folder or name (Perception/test-….parquet,
+    perception_video.json)."""
     named = [t for t in VIDEOMMMU_TRACKS if t.lower() in f"{path.parent.name}/{path.name}".lower()]
     return named[0] if len(named) == 1 else None
 
@@ -391,7 +398,8 @@ def import_mmvu(source: str | Path, video_dir: str = "") -> ImportResult:
         if (video := _mmvu_video(row)) is None:
             build.skip(pid, f"no video path in video_path or the video URL {row.get('video')!r}")
             continue
-        options = [f"{k.strip().upper()}. {str(v).strip()}" for k, v in sorted(choices.items()) if str(v).strip()]
+        options = [f"{k.strip().upper()}. "
+                   f"{str(v).strip()}" for k, v in sorted(choices.items()) if str(v).strip()]
         metadata = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
         subject = str(metadata.get("subject") or row.get("subject") or "").strip()
         build.add(pid, row.get("question"), _join(video_dir, video), options, row.get("answer"),
@@ -402,6 +410,6 @@ def import_mmvu(source: str | Path, video_dir: str = "") -> ImportResult:
 
 
 IMPORTERS: dict[str, Callable[..., ImportResult]] = {
-    "vsibench": import_vsibench, "videommmu": import_videommmu, "mmvu": import_mmvu, "mvbench": import_mvbench,
-    "tempcompass": import_tempcompass, "videomme": import_videomme,
+    "vsibench": import_vsibench, "videommmu": import_videommmu, "mmvu": import_mmvu,
+    "mvbench": import_mvbench, "tempcompass": import_tempcompass, "videomme": import_videomme,
 }

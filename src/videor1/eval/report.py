@@ -70,7 +70,8 @@ def benchmark_markdown(summary: BenchmarkSummary, level: int = 1) -> str:
     h = "#" * level
     lines = [f"{h} {summary.title} (`{summary.benchmark}`)", "",
              f"{summary.items} items from `{summary.data}`"
-             + (f"; {summary.invalid_records} invalid records not evaluated" if summary.invalid_records else "")
+             + (f"; {summary.invalid_records} invalid records not "
+                "evaluated" if summary.invalid_records else "")
              + ". Scores in %; failed samples score 0.", ""]
     lines += markdown_table(SCORE_HEADER, _score_rows(summary))
     failures = [f"{c}: " + ", ".join(f"{k} {v}" for k, v in s.failures.items())

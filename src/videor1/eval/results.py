@@ -56,7 +56,8 @@ class ResultLog:
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):  # a line torn by a kill: cut it, its row is made again
-            log.warning("%s: cut a torn last line (%d bytes); its row is made again", self.path, len(data) - end)
+            log.warning("%s: cut a torn last line (%d bytes); its row is made "
+                        "again", self.path, len(data) - end)
             os.truncate(self.path, end)
         for number, line in enumerate(data[:end].decode("utf-8").splitlines(), start=1):
             if not line.strip():

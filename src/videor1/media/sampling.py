@@ -210,7 +210,8 @@ def video_frame_size(height: int, width: int, nframes: int, sampling: FrameSampl
     """(height, width) every sampled frame is resized to.
 
     smart_resize with the sampling's explicit pixel bounds (the processor's defaults would upsize small
-    videos, docs/reference.md). `nframes` matters only with `sampling.total_pixels` (a budget for the whole clip).
+    videos, docs/reference.md). `nframes` matters only with `sampling.total_pixels` (a budget for the whole
+    clip).
     """
     max_pixels = sampling.max_pixels
     if sampling.total_pixels is not None:

@@ -82,7 +82,7 @@ def encode(processor, prompts: list[Prompt], targets: list[str] | None = None, p
     if images:
         kwargs.update(images=images)
     if clips:
-        kwargs.update(videos=[clip.frames for clip in clips], video_metadata=[video_metadata(c) for c in clips],
-                      do_sample_frames=False)
-    return processor(text=texts, padding=True, padding_side=padding_side, do_resize=False, return_tensors="pt",
-                     **kwargs)
+        kwargs.update(videos=[clip.frames for clip in clips],
+                      video_metadata=[video_metadata(c) for c in clips], do_sample_frames=False)
+    return processor(text=texts, padding=True, padding_side=padding_side, do_resize=False,
+                     return_tensors="pt", **kwargs)

@@ -14,7 +14,8 @@ from videor1.models.prefix import prefix_logits, shared_prefix_supported
 from videor1.models.vision import encode_vision, repeat_items
 
 
-def selective_log_softmax(logits: Tensor, ids: Tensor, temperature: float = 1.0, rows_per_chunk: int = 4) -> Tensor:
+def selective_log_softmax(logits: Tensor, ids: Tensor, temperature: float = 1.0,
+                          rows_per_chunk: int = 4) -> Tensor:
     """log softmax(logits / temperature) at `ids`: (N, T, V), (N, T) -> (N, T), in float32, a few rows
     at a time so that the float32 copy of a (rows, T, V) slice is all that is materialised."""
     out = [torch.log_softmax(chunk.float() / temperature, dim=-1).gather(-1, index.unsqueeze(-1)).squeeze(-1)
@@ -37,12 +38,14 @@ def sequence_logprobs(model, batch, completion_ids: Tensor, completion_mask: Ten
     G = group_size
     ids = torch.cat([batch["input_ids"].repeat_interleave(G, 0), completion_ids], dim=1)
     attention = torch.cat([batch["attention_mask"].repeat_interleave(G, 0), completion_mask], dim=1)
-    types = torch.cat([batch["mm_token_type_ids"].repeat_interleave(G, 0), torch.zeros_like(completion_ids)], dim=1)
+    types = torch.cat([batch["mm_token_type_ids"].repeat_interleave(G, 0), torch.zeros_like(completion_ids)],
+                      dim=1)
     timing = {key: batch[key].repeat_interleave(G, 0) for key in ("image_grid_thw", "video_grid_thw",
                                                                    "second_per_grid_ts") if key in batch}
     length = completion_ids.shape[1]
     out = model(input_ids=ids, attention_mask=attention, mm_token_type_ids=types,
-                mm_encoder_outputs=repeat_items(vision, G), logits_to_keep=length + 1, use_cache=False, **timing)
+                mm_encoder_outputs=repeat_items(vision, G), logits_to_keep=length + 1, use_cache=False,
+                **timing)
     return selective_log_softmax(out.logits[:, :-1], completion_ids, temperature)
 
 
@@ -55,8 +58,8 @@ class GroupedPolicy(nn.Module):
         self.model = model
         self.shared_prefix = shared_prefix
 
-    def forward(self, batch, completion_ids: Tensor, completion_mask: Tensor, group_size: int, temperature: float,
-                vision: dict | None = None) -> Tensor:
+    def forward(self, batch, completion_ids: Tensor, completion_mask: Tensor, group_size: int,
+                temperature: float, vision: dict | None = None) -> Tensor:
         """(B*G, T) log-probs of the completions; `vision` None: encoded here (trainable vision)."""
         if vision is None:
             vision = encode_vision(self.model, batch)

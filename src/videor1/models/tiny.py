@@ -102,7 +102,12 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
 
 def build_processor(arch: Arch, tokenizer, min_pixels: int | None = None, max_pixels: int | None = None):
     """The real transformers processor of `arch` around `tokenizer` (pixel budgets set explicitly)."""
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor, Qwen3VLProcessor
+    from transformers import (
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+        Qwen3VLProcessor,
+    )
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
     patch = 16 if arch == "qwen3_vl" else 14
@@ -110,9 +115,10 @@ def build_processor(arch: Arch, tokenizer, min_pixels: int | None = None, max_pi
     size = {"shortest_edge": min_pixels or 4 * factor**2, "longest_edge": max_pixels or 16384 * factor**2}
     image_processor = Qwen2VLImageProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2, size=size)
     if arch == "qwen3_vl":
-        video_processor = Qwen3VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2, size=size,
-                                                do_sample_frames=False, cap_pixels_per_frame=True)
-        return Qwen3VLProcessor(image_processor, tokenizer, video_processor, chat_template=chat_template(arch))
+        video_processor = Qwen3VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
+                                                size=size, do_sample_frames=False, cap_pixels_per_frame=True)
+        return Qwen3VLProcessor(image_processor, tokenizer, video_processor,
+                                chat_template=chat_template(arch))
     video_processor = Qwen2VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2, size=size,
                                             cap_pixels_per_frame=True)
     return Qwen2_5_VLProcessor(image_processor, tokenizer, video_processor, chat_template=chat_template(arch))
@@ -141,9 +147,11 @@ def tiny_config(arch: Arch, tokenizer, size: TinySize = SIZES["tiny"]):
     if arch == "qwen3_vl":
         text.update(head_dim=head_dim)
         text["rope_parameters"]["mrope_interleaved"] = True
-        vision.update(patch_size=16, num_position_embeddings=256, deepstack_visual_indexes=[size.vision_depth - 1])
+        vision.update(patch_size=16, num_position_embeddings=256,
+                      deepstack_visual_indexes=[size.vision_depth - 1])
         return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
-    vision.update(patch_size=14, window_size=112, fullatt_block_indexes=[size.vision_depth - 1], tokens_per_second=2)
+    vision.update(patch_size=14, window_size=112, fullatt_block_indexes=[size.vision_depth - 1],
+                  tokens_per_second=2)
     return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
 
 
@@ -166,7 +174,8 @@ def build_tiny(
     processor = build_processor(arch, tokenizer, min_pixels, max_pixels)
     config = tiny_config(arch, tokenizer, SIZES[size])
     torch.manual_seed(seed)
-    model_class = Qwen3VLForConditionalGeneration if arch == "qwen3_vl" else Qwen2_5_VLForConditionalGeneration
+    qwen3 = arch == "qwen3_vl"
+    model_class = Qwen3VLForConditionalGeneration if qwen3 else Qwen2_5_VLForConditionalGeneration
     model = model_class(config)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)

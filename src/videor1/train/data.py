@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 class QuestionSource:
-    def __init__(self, loaded: LoadResult, config: RLConfig, processor, skips: SkipLog, rank: int, world: int):
+    def __init__(self, loaded: LoadResult, config: RLConfig, processor, skips: SkipLog, rank: int,
+                 world: int):
         require_records(loaded, "training records")
         self.records, self.media_root = loaded.records, loaded.media_root
         self.config, self.processor, self.skips = config, processor, skips
@@ -56,12 +57,14 @@ class QuestionSource:
         would stall the other ranks), and no rank ever takes another's question."""
         ppd = self.config.run.prompts_per_device
         first = step * self.per_step + (micro * self.world + self.rank) * ppd
-        prepared = [q for q in (self.prepare(self.record_at(k)) for k in range(first, first + ppd)) if q is not None]
+        prepared = [q for q in (self.prepare(self.record_at(k)) for k in range(first,
+                                                                               first + ppd)) if q is not None]
         for ahead in range(1, len(self.records) + 1):
             if prepared:
                 return prepared
             slot = first + ahead * self.per_step
-            prepared = [q for q in (self.prepare(self.record_at(k)) for k in range(slot, slot + ppd)) if q is not None]
+            candidates = (self.prepare(self.record_at(k)) for k in range(slot, slot + ppd))
+            prepared = [q for q in candidates if q is not None]
         raise RuntimeError(f"no record of {len(self.records)} could be prepared: check the data with "
                            "`videor1 data validate` (media) and data.max_prompt_tokens")
 
@@ -76,23 +79,27 @@ class QuestionSource:
             tokens = encode(self.processor, [prompt])["input_ids"].shape[1]
             if tokens <= self.config.data.max_prompt_tokens:
                 return Question(record, prompt)
-            smaller = _smaller(media_config, record.data_type, len(media.frames) if record.data_type == "video" else 0)
+            smaller = _smaller(media_config, record.data_type,
+                               len(media.frames) if record.data_type == "video" else 0)
             if smaller is None:
                 if record.label not in self.over_budget:
                     self.over_budget.add(record.label)
-                    log.warning("skipping %s: its prompt needs %d tokens even at the fewest frames and pixels, "
-                                "over data.max_prompt_tokens=%d", record.label, tokens,
+                    log.warning("skipping %s: its prompt needs %d tokens even at the fewest frames and "
+                                "pixels, over data.max_prompt_tokens=%d", record.label, tokens,
                                 self.config.data.max_prompt_tokens)
                 return None
             media_config = smaller
 
 
 def _smaller(config: MediaConfig, data_type: str, frames: int) -> MediaConfig | None:
-    """The next smaller media setting: half the frames (down to 4), then half the pixels (down to the minimum)."""
+    """The next smaller media setting: half the frames (down to 4), then half the pixels (down to the
+    minimum)."""
     if data_type == "video" and frames > 4:
         return config.model_copy(update={"nframes": max(4, frames // 4 * 2)})
     if data_type == "video" and config.video_max_pixels > config.video_min_pixels:
-        return config.model_copy(update={"video_max_pixels": max(config.video_min_pixels, config.video_max_pixels // 2)})
+        return config.model_copy(update={"video_max_pixels": max(config.video_min_pixels,
+                                                                 config.video_max_pixels // 2)})
     if data_type == "image" and config.image_max_pixels > config.image_min_pixels:
-        return config.model_copy(update={"image_max_pixels": max(config.image_min_pixels, config.image_max_pixels // 2)})
+        return config.model_copy(update={"image_max_pixels": max(config.image_min_pixels,
+                                                                 config.image_max_pixels // 2)})
     return None

@@ -11,7 +11,14 @@ import math
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 log = logging.getLogger(__name__)
 _SHOWN = ("reward/accuracy", "reward/format", "temporal/granted", "temporal/changed_advantages",
@@ -45,19 +52,22 @@ class MetricsWriter:
                     if (step := _step(line)) is not None and step <= start_step]
         self.path.write_text("".join(line + "\n" for line in kept))
         if accelerator.log_with:
-            accelerator.init_trackers(stage, config={k: str(v) for k, v in _flat(config.model_dump(mode="json")).items()})
+            accelerator.init_trackers(stage,
+                                      config={k: str(v) for k,
+                                              v in _flat(config.model_dump(mode="json")).items()})
 
     def progress(self, total: int, start: int) -> Progress:
-        self.bar = Progress(TextColumn(self.stage.upper()), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console,
-                            disable=not self.enabled)
+        self.bar = Progress(TextColumn(self.stage.upper()), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                            console=self.console, disable=not self.enabled)
         self.task = self.bar.add_task(self.stage, total=total, completed=start, info="")
         return self.bar
 
     def log(self, step: int, metrics: dict) -> None:
         if not self.enabled:
             return
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k,
+                 v in metrics.items()}
         with self.path.open("a") as out:
             out.write(json.dumps({"step": step, **clean}) + "\n")
         if self.accelerator.log_with:

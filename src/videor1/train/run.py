@@ -53,8 +53,9 @@ def load_policy(options: ModelOptions, accelerator):
     model = load_model(options, placement(accelerator))
     dtype = next(model.parameters()).dtype
     if dtype in (torch.bfloat16, torch.float16) and accelerator.state.deepspeed_plugin is None:
-        log.warning("model.dtype=%s without DeepSpeed: the optimizer updates half-precision weights directly and "
-                    "small updates round to zero; prefer model.dtype=float32 with accelerate's mixed_precision=bf16",
+        log.warning("model.dtype=%s without DeepSpeed: the optimizer updates half-precision weights directly "
+                    "and small updates round to zero; prefer model.dtype=float32 with accelerate's "
+                    "mixed_precision=bf16",
                     str(dtype).removeprefix("torch."))
     return model
 
@@ -69,7 +70,8 @@ def make_optimizer(model, optim: OptimConfig, steps: int):
     if optim.vision_lr is not None:
         groups = [{"params": [p for p in trainable if id(p) not in vision]},
                   {"params": [p for p in trainable if id(p) in vision], "lr": optim.vision_lr}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=optim.lr, weight_decay=optim.weight_decay,
-                                  betas=optim.betas, eps=optim.adam_eps)
-    scheduler = get_scheduler(optim.schedule, optimizer, num_warmup_steps=optim.warmup_steps, num_training_steps=steps)
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=optim.lr,
+                                  weight_decay=optim.weight_decay, betas=optim.betas, eps=optim.adam_eps)
+    scheduler = get_scheduler(optim.schedule, optimizer, num_warmup_steps=optim.warmup_steps,
+                              num_training_steps=steps)
     return optimizer, scheduler

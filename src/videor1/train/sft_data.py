@@ -52,7 +52,8 @@ def with_targets(processor, prompts, targets: list[str]):
     keep = prompts["attention_mask"].bool()
     length = max(int(keep[i].sum()) + len(ids) for i, ids in enumerate(appended))
     shape, device = (len(appended), length), prompts["input_ids"].device
-    input_ids = torch.full(shape, processor.tokenizer.pad_token_id, dtype=prompts["input_ids"].dtype, device=device)
+    input_ids = torch.full(shape, processor.tokenizer.pad_token_id, dtype=prompts["input_ids"].dtype,
+                           device=device)
     attention = torch.zeros(shape, dtype=prompts["attention_mask"].dtype, device=device)
     types = torch.zeros(shape, dtype=prompts["mm_token_type_ids"].dtype, device=device)
     labels = torch.full(shape, IGNORE, dtype=torch.long, device=device)
