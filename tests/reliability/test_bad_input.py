@@ -115,6 +115,16 @@ def test_the_media_root_opt_out_is_explicit(corpus, tmp_path):
     assert run.code == 1
 
 
+def test_annotate_refuses_an_output_directory_that_does_not_hold_the_media(corpus, tmp_path):
+    good = corpus.root / "good.json"
+    good.write_text(json.dumps(corpus_module.good_records()))
+    out = tmp_path / "elsewhere" / "cot.json"  # its COT file's readers would refuse every record
+    run = invoke(*corpus_module.annotate_args(corpus, good, out))
+    assert run.code == 2 and not run.crashed
+    assert "media lie outside" in run.output and "--allow-outside-media-root" in run.output
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # refused before any teacher work
+
+
 @pytest.mark.slow
 def test_duplicate_ids_each_get_their_own_row(corpus, tmp_path):
     assert eval_duplicate_verdict(corpus, tmp_path) == "clean"
