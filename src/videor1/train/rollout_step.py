@@ -18,7 +18,9 @@ from videor1.algo import (
     group_advantages,
     is_correct,
     length_bonus,
+    order_reliance,
     resolve_temporal_reward,
+    response_temporal_bonus,
     shuffled_group_needed,
     temporal_bonus,
     temporal_bonus_certain,
@@ -26,6 +28,7 @@ from videor1.algo import (
 )
 from videor1.media.shuffle import apply_permutation, embedding_permutation, sample_seed, shuffle_permutation
 from videor1.models.inputs import Prompt, Question, encode
+from videor1.models.logprobs import sequence_logprobs
 from videor1.models.vision import encode_vision, select_items
 from videor1.rewards import accuracy_rewards, format_reward
 from videor1.rollout.base import Completions, EncodedPrompts, Engine
@@ -101,19 +104,22 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
                 "p_shuffled": []}
     videos = [b for b, q in enumerate(questions) if q.record.data_type == "video" and algo.name == "tgrpo"]
     kwargs = dict(alpha=algo.alpha, ratio=algo.temporal_ratio, scale=algo.scale,
-                  placement=algo.bonus_placement)
+                  placement=algo.bonus_placement, condition=algo.temporal_condition,
+                  margin=algo.temporal_margin)
+    per_response = algo.temporal_credit == "response"  # no shuffled group: a shuffled forward instead (below)
     groups = {b: slice(b * G, (b + 1) * G) for b in videos}
-    needed = [b for b in videos if not algo.skip_shuffled
-              or shuffled_group_needed(rewards[groups[b]], correct[groups[b]], **kwargs)]
+    needed = [b for b in videos if not per_response and (not algo.skip_shuffled
+              or shuffled_group_needed(rewards[groups[b]], correct[groups[b]], **kwargs))]
     p_shuffled = shuffled_accuracies(questions, needed, inputs, vision, config, engine, processor, step, rank)
     p_shuffled = dict(zip(needed, p_shuffled))
-    for b in videos:
+    for b in [] if per_response else videos:
         group, p = groups[b], float(correct[groups[b]].float().mean())
         if b in p_shuffled:
             temporal["shuffled_generated"] += 1
             temporal["p_shuffled"].append(p_shuffled[b])
-            temporal["granted"].append(temporal_reward(p, p_shuffled[b], algo.alpha, algo.temporal_ratio) > 0)
-        elif temporal_bonus_certain(p, algo.temporal_ratio):
+            temporal["granted"].append(temporal_reward(p, p_shuffled[b], algo.alpha, algo.temporal_ratio,
+                                                       algo.temporal_condition, algo.temporal_margin) > 0)
+        elif temporal_bonus_certain(p, algo.temporal_ratio, algo.temporal_condition, algo.temporal_margin):
             temporal["granted"].append(True)
         r_t[b] = resolve_temporal_reward(rewards[group], correct[group], p_shuffled.get(b), **kwargs)
         temporal["changed"] += int(r_t[b] != 0)
@@ -122,6 +128,13 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
 
     # 4. Advantages (Eq. 2–3): the bonus on the correct responses, normalised per group.
     bonus = temporal_bonus(correct, r_t, G)
+    if per_response:
+        credited = [b for b in videos if bool(correct[groups[b]].any())]  # only correct responses earn it
+        reliance = order_reliances(questions, credited, inputs, vision, completions, config, policy, step,
+                                   rank)
+        bonus = response_temporal_bonus(correct, reliance, algo.alpha, algo.credit_threshold,
+                                        algo.credit_scale)
+        temporal = response_credit_statistics(videos, rewards, bonus, reliance, correct, config)
     advantages = group_advantages(rewards, G, algo.scale, bonus, algo.bonus_placement, algo.eps)
 
     n_video = temporal["video_groups"]
@@ -136,6 +149,8 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
         "temporal/granted": _mean(temporal["granted"]),
         "temporal/changed_advantages": temporal["changed"] / n_video if n_video else None,
         "temporal/shuffled_skipped": 1 - temporal["shuffled_generated"] / n_video if n_video else None,
+        "temporal/reliance": _mean(temporal.get("reliance", [])),
+        **cue_statistics(records, completions.texts, config),
         "time/rollout": time.perf_counter() - started,
     }
     return RolloutBatch(tuple(questions), inputs, vision, completions, advantages.to(device), metrics=metrics)
@@ -193,6 +208,68 @@ def shuffled_prompts(questions: list[Question], indices: list[int], inputs, visi
         if key in inputs:
             batch[key] = inputs[key][items]
     return prompts, EncodedPrompts(batch, shuffled_vision), seeds
+
+
+@torch.no_grad()
+def order_reliances(questions: list[Question], indices: list[int], inputs, vision: dict,
+                    completions: Completions, config: RLConfig, policy, step: int, rank: int) -> Tensor:
+    """(B*G,) log pi(o_i | ordered) - log pi(o_i | shuffled) of every response to the video questions
+    `indices` (0 elsewhere): the sampled responses teacher-forced once with the frames in order and once
+    with them shuffled as the shuffled group would see them (`shuffled_prompts`), no generation."""
+    G = config.algo.num_generations
+    reliance = torch.zeros(len(questions) * G)
+    if not indices:
+        return reliance
+    if config.media.shuffle != "temporal_patch":
+        raise ValueError("algo.temporal_credit=response needs media.shuffle=temporal_patch (the shuffled "
+                         "forward permutes the ordered video's embeddings)")
+    _, shuffled, _ = shuffled_prompts(questions, indices, inputs, vision, config, step, rank)
+    with_video = [b for b, q in enumerate(questions) if q.prompt.video is not None]
+    video_index = {b: i for i, b in enumerate(with_video)}  # question -> its video's rank in the batch
+    ordered_vision = select_items(vision, "video", [video_index[b] for b in indices])
+    ordered_vision.pop("image", None)
+    rows = torch.tensor([b * G + i for b in indices for i in range(G)])
+    device_rows = rows.to(completions.ids.device)
+    ids, mask = completions.ids[device_rows], completions.mask[device_rows]
+    temperature = config.sampling.temperature or 1.0
+    ordered = sequence_logprobs(policy, shuffled.batch, ids, mask, G, temperature, ordered_vision)
+    permuted = sequence_logprobs(policy, shuffled.batch, ids, mask, G, temperature, shuffled.vision)
+    reliance[rows] = order_reliance(ordered, permuted, mask).float().cpu()
+    return reliance
+
+
+def response_credit_statistics(videos: list[int], rewards: Tensor, bonus: Tensor, reliance: Tensor,
+                               correct: Tensor, config: RLConfig) -> dict:
+    """What the per-response credit did, in the shape of the group statistics: per video group whether any
+    response was credited (granted) and whether the credit moved its advantages (changed)."""
+    algo, G = config.algo, config.algo.num_generations
+    stats = {"video_groups": len(videos), "shuffled_generated": 0, "granted": [], "changed": 0,
+             "p": [], "p_shuffled": [], "reliance": []}
+    for b in videos:
+        group = slice(b * G, (b + 1) * G)
+        with_credit = group_advantages(rewards[group], G, "group" if algo.scale == "batch" else algo.scale,
+                                       bonus[group], algo.bonus_placement, algo.eps)
+        without = group_advantages(rewards[group], G, "group" if algo.scale == "batch" else algo.scale,
+                                   eps=algo.eps)
+        stats["granted"].append(bool((bonus[group] > 0).any()))
+        stats["changed"] += int(not torch.allclose(with_credit, without, atol=1e-6))
+        stats["p"].append(float(correct[group].float().mean()))
+        stats["reliance"] += reliance[group][correct[group]].tolist()
+    return stats
+
+
+def cue_statistics(records: list, texts: list[str], config: RLConfig) -> dict:
+    """Share of the responses to cue-conflicting questions that give the static cue's answer instead of the
+    true one (records carrying `cue` and `cue_solution`: the synthetic shortcut, docs/demo.md)."""
+    rows = [i for i, r in enumerate(records) if getattr(r, "cue", None) == "conflicting"]
+    if not rows:
+        return {"shortcut/follows_cue": None, "shortcut/conflicting": 0}
+    accuracy = torch.tensor(accuracy_rewards([texts[i] for i in rows],
+                                             [records[i].cue_solution for i in rows],
+                                             [records[i].problem_type for i in rows],
+                                             [records[i].options for i in rows]))
+    follows = is_correct(accuracy, config.algo.correct_threshold, config.algo.correct_rule)
+    return {"shortcut/follows_cue": follows.float().mean().item(), "shortcut/conflicting": len(rows)}
 
 
 def _with_frames(clip, frames):

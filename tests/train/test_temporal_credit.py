@@ -1,0 +1,97 @@
+"""The per-response temporal credit in a real RL step: no shuffled generation, a shuffled teacher-forced
+forward instead, and the order reliance it measures equals the one of re-encoded shuffled frames."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from rl_support import rl_overrides
+
+from videor1.train.config import load_config
+from videor1.train.rl import train
+
+
+@pytest.mark.slow
+def test_per_response_credit_trains_without_shuffled_generation(rl_workspace, tmp_path):
+    overrides = rl_overrides(rl_workspace, tmp_path / "credit", **{
+        "algo.temporal_credit": "response", "algo.credit_scale": 0.5, "run.max_steps": 2,
+        "run.prompts_per_device": 6})
+    result = train(load_config(None, overrides), progress=False)
+    metrics = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
+    with_videos = [m for m in metrics if m["temporal/video_groups"]]
+    assert with_videos
+    for m in with_videos:
+        assert m["temporal/shuffled_skipped"] == 1.0 and m["temporal/p_shuffled"] is None
+        assert m["temporal/reliance"] is None or torch.isfinite(torch.tensor(m["temporal/reliance"]))
+
+
+@pytest.mark.slow
+def test_order_reliance_equals_teacher_forcing_on_re_encoded_shuffled_frames(rl_workspace):
+    """Oracle: the shuffled frames processed and encoded from scratch, one question at a time, then the
+    same completions teacher-forced; the credit's batched forward permutes the ordered embeddings'
+    rows instead. Images and videos in one micro-batch; rows of image questions stay 0."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from videor1.data import load_records
+    from videor1.media.loader import SkipLog
+    from videor1.media.shuffle import apply_permutation, sample_seed, shuffle_permutation
+    from videor1.models.inputs import encode
+    from videor1.models.loading import ModelOptions, load_model, load_processor
+    from videor1.models.logprobs import sequence_logprobs
+    from videor1.models.vision import encode_vision
+    from videor1.train.data import QuestionSource
+    from videor1.train.rollout_step import _with_frames, order_reliances
+
+    model_dir = rl_workspace / "formatted"
+    config = load_config(None, rl_overrides(rl_workspace, rl_workspace / "unused",
+                                            **{"algo.num_generations": 3}))
+    processor = load_processor(model_dir)
+    model = load_model(ModelOptions(path=model_dir, dtype="float32")).eval()
+    # the briefly trained tiny model barely looks at its video (reliance ~1e-5 nats): louder vision
+    # embeddings make the order matter, so that equal numbers mean something
+    merger = [m for m in model.model.visual.merger.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        merger.weight.mul_(300.0)
+        merger.bias.mul_(300.0)
+    loaded = load_records(rl_workspace / "synth" / "rl_train.json")
+    source = QuestionSource(loaded, config, processor, SkipLog(), 0, 1)
+    records = loaded.records
+    # an image question, and two video questions whose scene changes over time (on a still scene every
+    # order shows the same frames)
+    moving = [r for r in records if r.data_type == "video" and r.temporal]
+    picked = [next(r for r in records if r.data_type == "image")] + moving[:2]
+    questions = [source.prepare(r) for r in picked]
+    G = 3
+    inputs = encode(processor, [q.prompt for q in questions])
+    with torch.no_grad():
+        vision = encode_vision(model, inputs)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 200, (len(questions) * G, 7), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[4, 5:] = 0  # a shorter completion
+    completions = SimpleNamespace(ids=ids, mask=mask)
+
+    reliance = order_reliances(questions, [1, 2], inputs, vision, completions, config, model, step=5, rank=0)
+    assert torch.equal(reliance[:G], torch.zeros(G))  # the image question: no credit
+    moved = []
+    for b in (1, 2):
+        question = questions[b]
+        clip = question.prompt.video
+        seed = sample_seed(config.run.seed, "shuffle", 5, 0, question.record.problem_id)
+        order = shuffle_permutation(len(clip.frames), "temporal_patch", seed)
+        rows = slice(b * G, (b + 1) * G)
+        scores = []
+        for frames in (clip.frames, apply_permutation(clip.frames, order)):
+            prompt = replace(question.prompt, video=_with_frames(clip, frames))
+            one = encode(processor, [prompt])
+            with torch.no_grad():
+                vision_one = encode_vision(model, one)
+                scores.append(sequence_logprobs(model, one, ids[rows], mask[rows], G, 1.0, vision_one))
+        expected = ((scores[0] - scores[1]) * mask[rows]).sum(dim=1)
+        assert order != sorted(order)
+        assert torch.allclose(reliance[rows], expected, rtol=1e-3, atol=3e-5), (reliance[rows], expected)
+        moved.append(expected.abs().max())
+    assert max(moved) > 3e-4  # the order does change these completions' likelihood
