@@ -62,7 +62,8 @@ def update(rollouts: list[RolloutBatch], policy, accelerator, optimizer, schedul
     algo, started = config.algo, time.perf_counter()
     rollouts, parity, cap = list(rollouts), [], config.rollout.importance_cap
     masks = [r.completions.mask for r in rollouts]
-    normalizer = float(sum(m.shape[0] for m in masks) if algo.aggregation == "sequence" else sum(m.sum() for m in masks))
+    normalizer = float(sum(m.shape[0] for m in masks) if algo.aggregation == "sequence"
+                       else sum(m.sum() for m in masks))
     stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
     for iteration in range(algo.num_iterations):
         for i, rollout in enumerate(rollouts):
@@ -121,10 +122,11 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
         records = load_records(config.data.train_file, media_root=config.data.media_root,
                                allow_outside_media_root=config.data.allow_outside_media_root)
     skips = SkipLog()
-    source = QuestionSource(records, config, processor, skips, accelerator.process_index, accelerator.num_processes)
+    source = QuestionSource(records, config, processor, skips, accelerator.process_index,
+                            accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, config.optim, run.max_steps * config.algo.num_iterations)
-    policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model, config.model.shared_prefix), optimizer,
-                                                       scheduler)
+    policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model, config.model.shared_prefix),
+                                                       optimizer, scheduler)
     policy.train()  # from_pretrained returns eval mode: checkpointing and LoRA dropout need train mode
     policy_model = accelerator.unwrap_model(policy).model
     engine = make_engine(config.rollout, policy_model, processor)
@@ -134,7 +136,8 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, accelerator)
         log.info("resumed from %s at step %d", checkpoint, start)
-    writer = MetricsWriter(out_dir, accelerator, config, start_step=start, enabled=accelerator.is_main_process)
+    writer = MetricsWriter(out_dir, accelerator, config, start_step=start,
+                           enabled=accelerator.is_main_process)
     bar = writer.progress(run.max_steps, start) if progress else contextlib.nullcontext()
     parity_warned = False
     with bar:
@@ -199,7 +202,8 @@ def _across_processes(metrics: dict, accelerator, sums: dict) -> dict:
     keys, sum_keys = sorted(metrics), sorted(sums)
     rows = [[float(metrics[k]), 1.0] if metrics[k] is not None else [0.0, 0.0] for k in keys]
     rows += [[float(sums[k]), 1.0] for k in sum_keys]
-    total = accelerator.reduce(torch.tensor(rows, dtype=torch.float64, device=accelerator.device), reduction="sum")
+    rows = torch.tensor(rows, dtype=torch.float64, device=accelerator.device)
+    total = accelerator.reduce(rows, reduction="sum")
     total = total.tolist()
     merged = {k: (s / n if n else None) for k, (s, n) in zip(keys, total)}
     merged.update({k: int(s) for k, (s, _) in zip(sum_keys, total[len(keys):])})
