@@ -17,14 +17,20 @@ from pathlib import Path
 STATE = "trainer_state.json"
 
 
-def save_checkpoint(out_dir: Path, step: int, accelerator, policy, processor, config, keep: int | None = None) -> Path:
+def save_checkpoint(out_dir: Path, step: int, accelerator, policy, processor, config, keep: int | None = None,
+                    parallel=None, optimizer=None) -> Path:
+    """Checkpoint `step`: accelerate's state, plus (a model sharded by `parallel`, train.parallel) the
+    model's and `optimizer`'s shards, and the gathered `hf/` export. Every process calls it."""
     final = out_dir / f"checkpoint-{step}"
     tmp = out_dir / f".checkpoint-{step}.tmp"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
-    state = accelerator.get_state_dict(policy)  # on every rank: gathers ZeRO-3 / FSDP shards
+    if parallel is not None:
+        parallel.save_sharded(tmp, policy, optimizer)
+    # on every rank: gathers ZeRO-3 / FSDP shards
+    state = parallel.full_state_dict(policy) if parallel is not None else accelerator.get_state_dict(policy)
     if accelerator.is_main_process:
         export_model(accelerator.unwrap_model(policy).model, state, tmp / "hf")
         processor.save_pretrained(tmp / "hf")
@@ -61,9 +67,11 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def load_checkpoint(path: Path, accelerator) -> int:
+def load_checkpoint(path: Path, accelerator, parallel=None, policy=None, optimizer=None) -> int:
     """Restore everything `save_checkpoint` wrote; returns the step to continue from."""
     accelerator.load_state(str(path))
+    if parallel is not None:
+        parallel.load_sharded(path, policy, optimizer)
     return int(json.loads((path / STATE).read_text())["step"])
 
 

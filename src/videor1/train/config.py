@@ -120,6 +120,9 @@ class RunConfig(_Section):
     log_every: int = Field(default=1, ge=1, description="Print a metrics line every this many steps.")
     tensorboard: bool = Field(default=True, description="Also write metrics to TensorBoard (W&B when report_to).")
     report_to: list[str] = Field(default_factory=list, description="Extra accelerate trackers, e.g. [wandb].")
+    sharding: Literal["auto", "none", "fsdp"] = Field(
+        default="auto", description="Parameters sharded with FSDP2 (fsdp) or replicated (none: DDP); auto: fsdp "
+        "when launched with an FSDP accelerate config. DeepSpeed ZeRO-3 shards through accelerate.")
 
 
 class StageConfig(_Section):

@@ -29,6 +29,7 @@ from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_ch
 from videor1.train.config import RLConfig
 from videor1.train.data import QuestionSource
 from videor1.train.metrics import MetricsWriter
+from videor1.train.parallel import Parallel
 from videor1.train.rollout_step import RolloutBatch, collect
 from videor1.train.run import TrainResult, load_policy, make_optimizer, placement, start_run
 
@@ -54,22 +55,26 @@ def reference_logprobs(rollout: RolloutBatch, reference, policy_model, config: R
 
 
 def update(rollouts: list[RolloutBatch], policy, accelerator, optimizer, scheduler, config: RLConfig,
-           vision_trainable: bool) -> dict:
+           vision_trainable: bool, parallel: Parallel | None = None) -> dict:
     """mu iterations of the clipped, KL-regularised loss (Eq. 4) over the micro-batches, one
     optimizer step each; losses are normalised over all micro-batches (accumulation = big batch). The
     first iteration's log-probs are pi_old (the policy that sampled), compared with the engine's
     (`rollout/*` metrics) and, with `rollout.importance_cap`, used to reweight the engine's samples."""
     algo, started = config.algo, time.perf_counter()
     rollouts, parity, cap = list(rollouts), [], config.rollout.importance_cap
+    parallel = parallel or Parallel(accelerator, "none")
     masks = [r.completions.mask for r in rollouts]
-    normalizer = float(sum(m.shape[0] for m in masks) if algo.aggregation == "sequence"
-                       else sum(m.sum() for m in masks))
+    local = float(sum(m.shape[0] for m in masks) if algo.aggregation == "sequence"
+                  else sum(m.sum() for m in masks))
+    # over every process, so that N processes x B prompts equal 1 process x N*B; the gradients are
+    # averaged over the processes (DDP, FSDP), hence the count per process
+    normalizer = parallel.sum([local])[0] / parallel.world
     stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0}
     for iteration in range(algo.num_iterations):
         for i, rollout in enumerate(rollouts):
             last = i == len(rollouts) - 1
             c = rollout.completions
-            with contextlib.nullcontext() if last else accelerator.no_sync(policy):
+            with contextlib.nullcontext() if last else parallel.no_sync(policy):
                 logps = policy(rollout.inputs, c.ids, c.mask, algo.num_generations, _temperature(config),
                                None if vision_trainable else rollout.vision)
                 if iteration == 0:  # no step taken yet: pi_old, the policy that sampled, for every iteration
@@ -88,8 +93,8 @@ def update(rollouts: list[RolloutBatch], policy, accelerator, optimizer, schedul
             stats["loss"] += out.loss.item() * len(rollouts) * share
             stats["kl"] += out.kl.item() * share
             stats["clip_fraction"] += out.clip_fraction.item() * share
-        grad_norm = accelerator.clip_grad_norm_(policy.parameters(), config.optim.max_grad_norm)
-        stats["grad_norm"] += float(grad_norm) / algo.num_iterations
+        grad_norm = parallel.clip_grad_norm(policy, config.optim.max_grad_norm)
+        stats["grad_norm"] += grad_norm / algo.num_iterations
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -112,11 +117,12 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
     """Run RL as configured."""
     run = config.run
     accelerator, out_dir = start_run(config)
+    parallel = Parallel(accelerator, run.sharding)
     processor = load_processor(config.model.path)
-    model = load_policy(config.model, accelerator)
+    model = parallel.shard(load_policy(config.model, accelerator))
     reference = None
     if config.algo.beta > 0 and config.model.lora is None:
-        reference = load_reference(config.model, placement(accelerator))
+        reference = parallel.shard(load_reference(config.model, placement(accelerator)))
     vision_trainable = has_trainable_vision(model)
     with _only_main_logs(accelerator, "videor1.data.loading"):  # every process parses the same file
         records = load_records(config.data.train_file, media_root=config.data.media_root,
@@ -125,8 +131,8 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
     source = QuestionSource(records, config, processor, skips, accelerator.process_index,
                             accelerator.num_processes)
     optimizer, scheduler = make_optimizer(model, config.optim, run.max_steps * config.algo.num_iterations)
-    policy, optimizer, scheduler = accelerator.prepare(GroupedPolicy(model, config.model.shared_prefix),
-                                                       optimizer, scheduler)
+    policy, optimizer, scheduler = parallel.prepare(GroupedPolicy(model, config.model.shared_prefix),
+                                                    optimizer, scheduler)
     policy.train()  # from_pretrained returns eval mode: checkpointing and LoRA dropout need train mode
     policy_model = accelerator.unwrap_model(policy).model
     engine = make_engine(config.rollout, policy_model, processor)
@@ -134,7 +140,7 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
     start = 0
     checkpoint = latest_checkpoint(out_dir) if resume else None
     if checkpoint is not None:
-        start = load_checkpoint(checkpoint, accelerator)
+        start = load_checkpoint(checkpoint, accelerator, parallel, policy, optimizer)
         log.info("resumed from %s at step %d", checkpoint, start)
     writer = MetricsWriter(out_dir, accelerator, config, start_step=start,
                            enabled=accelerator.is_main_process)
@@ -147,12 +153,13 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
             for micro in range(run.grad_accum):
                 questions = source.questions(step, micro)
                 rollouts.append(collect(questions, config, engine, processor, policy_model, step,
-                                        accelerator.process_index, micro))
+                                        accelerator.process_index, micro, parallel))
             if config.algo.beta > 0:
                 rollouts = [replace(r, ref_logps=reference_logprobs(r, reference, policy_model, config,
                                                                     shared_vision=not vision_trainable))
                             for r in rollouts]
-            metrics = update(rollouts, policy, accelerator, optimizer, scheduler, config, vision_trainable)
+            metrics = update(rollouts, policy, accelerator, optimizer, scheduler, config, vision_trainable,
+                             parallel)
             engine.load_weights(policy_model)  # the next rollouts sample from the updated policy
             metrics.update(_mean_metrics([r.metrics for r in rollouts]))
             metrics.update({"train/lr": scheduler.get_last_lr()[0], "data/epoch": source.epoch(step),
@@ -162,7 +169,8 @@ def train(config: RLConfig, resume: bool = False, progress: bool = True) -> Trai
             writer.log(step + 1, metrics)
             parity_warned = parity_warned or _warn_parity(metrics, config, accelerator)
             if (step + 1) % run.save_every == 0 or step + 1 == run.max_steps:
-                save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config)
+                save_checkpoint(out_dir, step + 1, accelerator, policy, processor, config, parallel=parallel,
+                                optimizer=optimizer)
     writer.close()
     return TrainResult(out_dir, accelerator.unwrap_model(policy).model)
 

@@ -33,6 +33,7 @@ from videor1.models.vision import encode_vision, select_items
 from videor1.rewards import accuracy_rewards, format_reward
 from videor1.rollout.base import Completions, EncodedPrompts, Engine
 from videor1.train.config import RLConfig
+from videor1.train.parallel import Parallel
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,11 @@ class RolloutBatch:
 
 
 def collect(questions: list[Question], config: RLConfig, engine: Engine, processor, policy,
-            step: int, rank: int, micro: int = 0) -> RolloutBatch:
-    """Ordered rollouts, rewards, shuffled rollouts where they can matter, and advantages."""
+            step: int, rank: int, micro: int = 0, parallel: Parallel | None = None) -> RolloutBatch:
+    """Ordered rollouts, rewards, shuffled rollouts where they can matter, and advantages.
+
+    `parallel` (train.parallel): the batch std of `algo.scale=batch` over every process's rewards;
+    under sharded parameters, as many shuffled-group generations on every process (padding)."""
     algo, G = config.algo, config.algo.num_generations
     started = time.perf_counter()
     device = next(policy.parameters()).device
@@ -110,6 +114,15 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
     groups = {b: slice(b * G, (b + 1) * G) for b in videos}
     needed = [b for b in videos if not per_response and (not algo.skip_shuffled
               or shuffled_group_needed(rewards[groups[b]], correct[groups[b]], **kwargs))]
+    if parallel is not None and parallel.lockstep:
+        # Sharded weights: every generate call gathers them, so every process makes as many calls,
+        # agreed BEFORE any of them (a process already generating cannot answer). One with fewer
+        # makes a padding call, whose responses are discarded (own seeded stream: nothing else
+        # changes). Counted in engine calls: one for all of a micro-batch's shuffled groups.
+        calls = int(bool(needed))
+        for _ in range(parallel.agree_max(calls) - calls):
+            padding_generation(questions, inputs, vision, config, engine, processor,
+                               sample_seed(config.run.seed, "padding", step, micro, rank))
     p_shuffled = shuffled_accuracies(questions, needed, inputs, vision, config, engine, processor, step, rank)
     p_shuffled = dict(zip(needed, p_shuffled))
     for b in [] if per_response else videos:
@@ -135,7 +148,8 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
         bonus = response_temporal_bonus(correct, reliance, algo.alpha, algo.credit_threshold,
                                         algo.credit_scale)
         temporal = response_credit_statistics(videos, rewards, bonus, reliance, correct, config)
-    advantages = group_advantages(rewards, G, algo.scale, bonus, algo.bonus_placement, algo.eps)
+    gather = parallel.gather if parallel is not None and algo.scale == "batch" else None
+    advantages = group_advantages(rewards, G, algo.scale, bonus, algo.bonus_placement, algo.eps, gather)
 
     n_video = temporal["video_groups"]
     metrics = {
@@ -270,6 +284,28 @@ def cue_statistics(records: list, texts: list[str], config: RLConfig) -> dict:
                                              [records[i].options for i in rows]))
     follows = is_correct(accuracy, config.algo.correct_threshold, config.algo.correct_rule)
     return {"shortcut/follows_cue": follows.float().mean().item(), "shortcut/conflicting": len(rows)}
+
+
+def padding_generation(questions: list[Question], batch, vision: dict, config: RLConfig, engine: Engine,
+                       processor, seed: int) -> None:
+    """A generate call shaped like a shuffled group's (G~ responses to one prompt; its media encoded by
+    the engine under `frame` shuffling, precomputed otherwise) on the micro-batch's first question,
+    made only to keep sharded processes in step. Its responses are discarded."""
+    first = questions[0]
+    if config.media.shuffle == "temporal_patch":
+        one = {key: batch[key][:1] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        media = {"video": first.prompt.video, "image": first.prompt.image}
+        modality = next((name for name, item in media.items() if item is not None), None)
+        if modality is not None:  # the first row's media is the first item of its modality
+            grid = f"{modality}_grid_thw"
+            one[grid] = batch[grid][:1]
+            if modality == "video" and "second_per_grid_ts" in batch:
+                one["second_per_grid_ts"] = batch["second_per_grid_ts"][:1]
+        one_vision = {modality: select_items(vision, modality, [0])[modality]} if modality else {}
+        encoded = EncodedPrompts(one, one_vision)
+    else:
+        encoded = None
+    engine.generate([first.prompt], config.algo.num_shuffled, config.sampling, seeds=[seed], encoded=encoded)
 
 
 def _with_frames(clip, frames):

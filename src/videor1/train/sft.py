@@ -26,12 +26,14 @@ from torch import Tensor, nn
 from videor1.media.loader import MediaConfig, SkipLog
 from videor1.models.inputs import Question, encode
 from videor1.models.loading import ModelOptions, load_processor, trainable_summary
+from videor1.models.vision import MODALITIES, encode_vision
 from videor1.rewards import accuracy_rewards, format_reward
 from videor1.rollout.base import EncodedPrompts, SamplingConfig
 from videor1.rollout.hf import HFEngine
 from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from videor1.train.config import DataConfig, OptimConfig, RunConfig, StageConfig, load_config
 from videor1.train.metrics import MetricsWriter
+from videor1.train.parallel import Parallel
 from videor1.train.run import TrainResult, load_policy, make_optimizer, start_run
 from videor1.train.sft_data import IGNORE, ExampleSource, held_out_examples, load_splits, with_targets
 
@@ -123,8 +125,12 @@ def target_loss(model, batch, normalizer: float) -> Tensor:
     labels = batch["labels"]
     labelled = (labels != IGNORE).any(dim=0).nonzero()
     span = labels.shape[1] - int(labelled[0])
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    logits = model(**inputs, logits_to_keep=span + 1, use_cache=False).logits[:, :-1]
+    # one vision-tower call for the batch's images and videos (lockstep under sharded weights)
+    vision = encode_vision(model, batch)
+    drop = {"labels", *(pixels for pixels, _ in MODALITIES.values())}
+    inputs = {k: v for k, v in batch.items() if k not in drop}
+    out = model(**inputs, mm_encoder_outputs=vision, logits_to_keep=span + 1, use_cache=False)
+    logits = out.logits[:, :-1]
     return token_cross_entropy(logits, labels[:, -span:], normalizer)
 
 
@@ -148,7 +154,8 @@ def labelled_tokens(batches: list, accelerator) -> float:
     return accelerator.reduce(torch.tensor(float(local), device=accelerator.device), reduction="sum").item()
 
 
-def accumulate_gradients(policy, batches: list, accelerator) -> tuple[float, float]:
+def accumulate_gradients(policy, batches: list, accelerator,
+                         parallel: Parallel | None = None) -> tuple[float, float]:
     """Backward of the step's micro-batches (None: all skipped), loss normalised over the step's
     labelled tokens on all processes; gradients synchronised once, after the last. Returns the
     step's loss per labelled token and its labelled tokens, over all processes."""
@@ -156,7 +163,8 @@ def accumulate_gradients(policy, batches: list, accelerator) -> tuple[float, flo
     normalizer = max(tokens, 1.0) / accelerator.num_processes  # DDP averages gradients over processes
     total = 0.0
     for i, batch in enumerate(batches):
-        with contextlib.nullcontext() if i == len(batches) - 1 else accelerator.no_sync(policy):
+        no_sync = (parallel or Parallel(accelerator, "none")).no_sync
+        with contextlib.nullcontext() if i == len(batches) - 1 else no_sync(policy):
             loss = policy(batch, normalizer)
             accelerator.backward(loss)
         total += loss.item()
@@ -167,21 +175,34 @@ def accumulate_gradients(policy, batches: list, accelerator) -> tuple[float, flo
 # ---------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def evaluate(model, engine: HFEngine, processor, examples: list[Question], config: SFTConfig, accelerator) -> dict:
+def evaluate(model, engine: HFEngine, processor, examples: list[Question], config: SFTConfig, accelerator,
+             parallel: Parallel | None = None, padding: Question | None = None) -> dict:
     """Held-out loss (per labelled token) and the format and accuracy rewards of greedy responses
-    (paper §3.1), over the examples of every process."""
+    (paper §3.1), over the examples of every process.
+
+    Under sharded weights every process scores as many batches: one with fewer scores `padding` (its
+    first example, or the one given) and discards the result."""
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=config.eval.max_new_tokens)
     sums = torch.zeros(6, dtype=torch.float64)  # loss, tokens, format, accuracy, length, examples
     was_training = model.training
     model.eval()
-    for first in range(0, len(examples), config.eval.batch_size):
-        chunk = examples[first:first + config.eval.batch_size]
+    size = config.eval.batch_size
+    chunks = [examples[first:first + size] for first in range(0, len(examples), size)]
+    if parallel is not None and parallel.lockstep:
+        spare = examples[:1] or ([padding] if padding is not None else [])
+        chunks += [None] * (parallel.agree_max(len(chunks)) - len(chunks)) if spare else []
+    for chunk in chunks:
+        scored = chunk is not None
+        chunk = chunk if scored else spare
         records = [q.record for q in chunk]
         prompts = encode(processor, [q.prompt for q in chunk]).to(accelerator.device)
         batch = with_targets(processor, prompts, [r.target for r in records])
-        sums[0] += target_loss(model, batch, 1.0).item()
-        sums[1] += int((batch["labels"] != IGNORE).sum())
+        loss = target_loss(model, batch, 1.0).item()
         out = engine.generate([q.prompt for q in chunk], 1, sampling, encoded=EncodedPrompts(prompts))
+        if not scored:
+            continue
+        sums[0] += loss
+        sums[1] += int((batch["labels"] != IGNORE).sum())
         sums[2] += sum(format_reward(text) for text in out.texts)
         sums[3] += sum(accuracy_rewards(out.texts, [r.solution for r in records], [r.problem_type for r in records],
                                         [r.options for r in records]))
@@ -210,8 +231,9 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
     preempted job would; `resume=True` continues from the run directory's latest checkpoint."""
     run = config.run
     accelerator, out_dir = start_run(config)
+    parallel = Parallel(accelerator, run.sharding)
     processor = load_processor(config.model.path)
-    model = load_policy(config.model, accelerator)
+    model = parallel.shard(load_policy(config.model, accelerator))
     train_set, held_out_set = load_splits(config.data, run.seed)
     skips = SkipLog()
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -220,9 +242,13 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
     if held_out_set is not None:
         held_out = held_out_examples(ExampleSource(held_out_set, config, processor, skips, rank, world),
                                      config.eval.samples, rank, world)
+    # a process without held-out examples still joins the sharded evaluation's calls, on a training one
+    padding = None
+    if held_out_set is not None and not held_out and parallel.lockstep:
+        padding = source.questions(0, 0)[0]
     steps = total_steps(config, len(train_set.records), world)
     optimizer, scheduler = make_optimizer(model, config.optim, steps)
-    policy, optimizer, scheduler = accelerator.prepare(SupervisedPolicy(model), optimizer, scheduler)
+    policy, optimizer, scheduler = parallel.prepare(SupervisedPolicy(model), optimizer, scheduler)
     policy.train()  # from_pretrained returns eval mode: checkpointing and LoRA dropout need train mode
     model = accelerator.unwrap_model(policy).model
     engine = HFEngine(model, processor)
@@ -235,12 +261,12 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
     start = 0
     checkpoint = latest_checkpoint(out_dir) if resume else None
     if checkpoint is not None:
-        start = load_checkpoint(checkpoint, accelerator)
+        start = load_checkpoint(checkpoint, accelerator, parallel, policy, optimizer)
         log.info("resumed from %s at step %d", checkpoint, start)
     writer = MetricsWriter(out_dir, accelerator, config, start_step=start, enabled=accelerator.is_main_process,
                            stage="sft")
     if start == 0 and held_out_set is not None:
-        writer.log(0, evaluate(model, engine, processor, held_out, config, accelerator))
+        writer.log(0, evaluate(model, engine, processor, held_out, config, accelerator, parallel, padding))
     bar = writer.progress(steps, start) if progress else contextlib.nullcontext()
     with bar:
         for step in range(start, min(steps, stop_after or steps)):
@@ -251,8 +277,8 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
                 batches.append(with_targets(processor, encode(processor, [q.prompt for q in examples]),
                                             [q.record.target for q in examples]).to(accelerator.device)
                                if examples else None)
-            loss, tokens = accumulate_gradients(policy, batches, accelerator)
-            grad_norm = accelerator.clip_grad_norm_(policy.parameters(), config.optim.max_grad_norm)
+            loss, tokens = accumulate_gradients(policy, batches, accelerator, parallel)
+            grad_norm = parallel.clip_grad_norm(policy, config.optim.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -263,10 +289,12 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
             done = step + 1
             if held_out_set is not None and ((config.eval.every and done % config.eval.every == 0) or done == steps):
                 evaluated = time.perf_counter()
-                metrics.update(evaluate(model, engine, processor, held_out, config, accelerator))
+                metrics.update(evaluate(model, engine, processor, held_out, config, accelerator, parallel,
+                                        padding))
                 metrics["time/eval"] = time.perf_counter() - evaluated
             writer.log(done, metrics)
             if done % run.save_every == 0 or done == steps or done == stop_after:
-                save_checkpoint(out_dir, done, accelerator, policy, processor, config)
+                save_checkpoint(out_dir, done, accelerator, policy, processor, config, parallel=parallel,
+                                optimizer=optimizer)
     writer.close()
     return TrainResult(out_dir, model)
