@@ -151,14 +151,11 @@ def test_judge_run_reports_percentages_and_resumes(tmp_path, judge_url):
 
 
 def test_eval_judge_command(tmp_path, judge_url, monkeypatch):
-    from rich.console import Console
     from typer.testing import CliRunner
 
-    from videor1 import cli
-    from videor1.cli import app
+    from videor1.cli import app, common
 
-    monkeypatch.setattr(cli, "console",
-                        Console(width=200))  # a table as wide as it needs, whatever the terminal
+    monkeypatch.setattr(common.console, "width", 200)  # a table as wide as it needs, whatever the terminal
 
     write_log(tmp_path / "videommmu.ordered.jsonl", [scored("videommmu", mc(0), said("B YES")),
                                                      scored("videommmu", mc(1), said("B FAIL"))])

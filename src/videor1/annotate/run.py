@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -46,7 +47,6 @@ from videor1.media.shuffle import sample_seed
 from videor1.models.inputs import Prompt
 from videor1.prompts import load_template
 from videor1.rollout.base import SamplingConfig
-
 
 
 class AnnotateConfig(BaseModel):
@@ -87,6 +87,14 @@ class AnnotateConfig(BaseModel):
                                "teacher_error (by default a decided record is never redone).")
     dtype: Dtype = Field(default="auto", description="Local teacher: auto (bfloat16 on GPU, float32 on CPU), ….")
     device: str | None = Field(default=None, description="Local teacher: cuda, cpu, … (default: cuda if available).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _min_pixels_within_max(cls, data: Any) -> Any:
+        # min_pixels left unset follows a max_pixels set below it (a small clip needs no upsizing)
+        if isinstance(data, dict) and data.get("min_pixels") is None and data.get("max_pixels") is not None:
+            data = {**data, "min_pixels": min(EVAL_MIN_PIXELS, int(data["max_pixels"]))}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> AnnotateConfig:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from videor1.eval.benchmarks import BENCHMARKS
 from videor1.eval.report import JUDGE_MARKDOWN, markdown_table, write_atomic, write_report
@@ -154,6 +154,24 @@ class JudgeConfig:
     temperature: float = 0.0
     top_p: float = 1.0
     chunk: int = 32  # requests between two appends to the verdict log
+
+
+class EvalJudgeConfig(BaseModel):
+    """`videor1 eval-judge`: which results, which judge, how it is asked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: Path = Field(description="An `eval` output directory (its per-sample <bench>.<condition>.jsonl).")
+    endpoint: str = Field(description="OpenAI-compatible base URL of the judge (…/v1 or without it).")
+    model: str | None = Field(default=None, description="Judge model name (default: the first the endpoint "
+                              "lists).")
+    concurrency: int = Field(default=4, ge=1, description="Requests in flight at once.")
+    api_key: SecretStr | None = Field(default=None, description="Bearer key, if the endpoint wants one.")
+    max_tokens: int = Field(default=1024, ge=1, description="Longest judge reply, in tokens (room for a short "
+                            "explanation, or a reasoning judge's <think>).")
+
+    def judge(self) -> JudgeConfig:
+        return JudgeConfig(max_tokens=self.max_tokens, chunk=max(32, 4 * self.concurrency))
 
 
 class Count(BaseModel):

@@ -85,8 +85,8 @@ class EvalConfig(BaseModel):
     endpoint_model: str | None = Field(default=None, description="Model name at the endpoint (default: the "
                                        "first it lists).")
     concurrency: int = Field(default=4, ge=1, description="Endpoint requests in flight at once.")
-    bench: str = Field(description="Benchmark adapter (vsibench, videommmu, mmvu, mvbench, tempcompass, "
-                                   "videomme, synthetic, generic), or 'all' with a directory as data.")
+    bench: str = Field(default="all", description="Benchmark adapter (vsibench, videommmu, mmvu, mvbench, "
+                       "tempcompass, videomme, synthetic, generic), or 'all' with a directory as data.")
     data: Path = Field(description="Evaluation file in the Video-R1 format (or a directory with bench=all).")
     media_root: Path | None = Field(default=None, description="Root of the records' media paths "
                                                               "(default: the data file's directory).")

@@ -1,0 +1,15 @@
+"""The `videor1` command: one subcommand per stage, each calling the module that owns the work.
+
+- `common`: the app, its consoles and the error exit;
+- `options`: commands whose options are built from their typed config (`--config`, `key=value`, `--check`);
+- `data`: record files (validate, stats, mix, synth, import-bench), `prompt`, `model tiny`;
+- `stages`: training (`rl`, `sft`), `doctor`, `demo`;
+- `generate`: commands that run a model: `eval`, `eval-judge`, `infer`, `annotate`, `serve`.
+
+Heavy imports happen inside the commands, so that `videor1 --help` answers at once.
+"""
+
+from videor1.cli import data, stages  # noqa: F401  (registers the commands; generate: LAZY)
+from videor1.cli.common import app
+
+__all__ = ["app"]

@@ -1,0 +1,99 @@
+"""Training stages (`videor1 rl`, `videor1 sft`), `videor1 doctor` and `videor1 demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from videor1.cli.common import app, console, err_console, fail
+
+StageConfig = Annotated[Path | None, typer.Option(help="YAML recipe (see configs/); key=value arguments "
+                                                       "override it.")]
+Resume = Annotated[bool,
+                   typer.Option("--resume", help="Continue from the run directory's latest checkpoint.")]
+Check = Annotated[bool, typer.Option("--check", help="Validate the config, print it, and exit.")]
+STAGE = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def run_stage(load, train, config: Path | None, overrides: list[str], resume: bool, check: bool) -> None:
+    """A training stage from its recipe and overrides: --check prints the resolved config, else train."""
+    import yaml
+    from accelerate import PartialState
+
+    try:
+        stage_config = load(config, overrides)
+    except (ValueError, OSError) as error:
+        fail(str(error))
+    if check:
+        console.print(yaml.safe_dump(stage_config.model_dump(mode="json"), sort_keys=False), markup=False,
+                      highlight=False)
+        return
+    from videor1.data import DataFileError
+
+    try:
+        result = train(stage_config, resume=resume)
+    except DataFileError as error:  # a data file unreadable, or without one valid record
+        fail(str(error))
+    if PartialState().is_main_process:
+        console.print(f"done: {result.output_dir}")
+
+
+@app.command("rl", context_settings=STAGE)
+def rl(ctx: typer.Context, config: StageConfig = None, resume: Resume = False, check: Check = False) -> None:
+    """RL with T-GRPO or GRPO (accelerate: run under `accelerate launch` for several processes)."""
+    from videor1.train.config import load_config
+    from videor1.train.rl import train
+
+    run_stage(load_config, train, config, ctx.args, resume, check)
+
+
+@app.command("sft", context_settings=STAGE)
+def sft(ctx: typer.Context, config: StageConfig = None, resume: Resume = False, check: Check = False) -> None:
+    """SFT cold start on chain-of-thought records (run under `accelerate launch` for several processes)."""
+    from videor1.train.sft import load_sft_config, train
+
+    run_stage(load_sft_config, train, config, ctx.args, resume, check)
+
+
+@app.command("doctor")
+def doctor() -> None:
+    """Check this machine: versions, video decoding, the processor, and one RL step on a tiny model."""
+    from videor1.doctor import run_doctor
+
+    if not run_doctor(console):
+        raise typer.Exit(code=1)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path,
+                   typer.Option("--out",
+                                help="Output directory: data, runs, evaluations, logs, report/. Running "
+                                     "again resumes.")] = Path("outputs/demo"),
+    seeds: Annotated[int, typer.Option(min=1, help="RL seeds per arm (the table shows mean ± spread when > "
+                                                   "1).")] = 1,
+    quick: Annotated[bool,
+                     typer.Option("--quick", help="Smoke version: tiny budgets, a few minutes.")] = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Independent stages (RL arms, evaluations) run side by "
+                                                  "side, sharing the cores.")] = 2,
+    cache: Annotated[Path | None, typer.Option(help="Cache of perception-pretrained base models (default: "
+                                                    "~/.cache/videor1/demo).")] = None,
+    recipes: Annotated[Path | None, typer.Option(help="Directory of the demo recipes (default: the "
+                                                      "repository's configs/demo).")] = None,
+) -> None:
+    """The whole pipeline in miniature on a CPU: synthetic data, a tiny base model with perception
+    pretraining, SFT, RL arms (GRPO, T-GRPO, ablations), evaluation with ordered and shuffled frames,
+    and a report with the training curves and the ablation table."""
+    from pydantic import ValidationError
+
+    from videor1.demo.pipeline import run_demo
+    from videor1.demo.recipe import load_recipe
+
+    try:
+        report = run_demo(load_recipe(recipes), out, seeds=seeds, quick=quick, cache=cache, jobs=jobs,
+                          console=err_console)
+    except (ValidationError, ValueError, FileNotFoundError, RuntimeError) as error:
+        fail(str(error))
+    console.print(f"report: {report} and {report.with_suffix('.html')}")
