@@ -57,9 +57,10 @@ def reference_logprobs(rollout: RolloutBatch, reference, policy_model, config: R
 def update(rollouts: list[RolloutBatch], policy, accelerator, optimizer, scheduler, config: RLConfig,
            vision_trainable: bool, parallel: Parallel | None = None) -> dict:
     """mu iterations of the clipped, KL-regularised loss (Eq. 4) over the micro-batches, one
-    optimizer step each; losses are normalised over all micro-batches (accumulation = big batch). The
-    first iteration's log-probs are pi_old (the policy that sampled), compared with the engine's
-    (`rollout/*` metrics) and, with `rollout.importance_cap`, used to reweight the engine's samples."""
+    optimizer step each; losses are normalised over all micro-batches of all processes, so that
+    accumulation and N processes x B prompts equal one process x N*B. The first iteration's
+    log-probs are pi_old (the policy that sampled), compared with the engine's (`rollout/*` metrics)
+    and, with `rollout.importance_cap`, used to reweight the engine's samples."""
     algo, started = config.algo, time.perf_counter()
     rollouts, parity, cap = list(rollouts), [], config.rollout.importance_cap
     parallel = parallel or Parallel(accelerator, "none")
