@@ -32,11 +32,7 @@ LAYERS: list[set[str]] = [
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
 # Known exceptions, each with the reason it is still here: (importing package, imported package).
-EXCEPTIONS: set[tuple[str, str]] = {
-    # eval/runner.py and eval/judge.py reach the endpoint client in api/ (lazily): the generation layer
-    # moves it to rollout/ (issue 12), which removes this entry.
-    ("eval", "api"),
-}
+EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:
