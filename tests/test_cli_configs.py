@@ -38,7 +38,8 @@ def test_eval_check_prints_the_resolved_config_file_then_options_then_overrides(
     config = EvalConfig.model_validate(yaml.safe_load(result.output))
     assert (config.bench, config.frames, config.template) == ("synthetic", 16, "plain")
     # a nested override changes one key: the evaluation's own decoding defaults stay for the others
-    assert config.sampling.model_dump() == {"temperature": 0.5, "top_p": 0.9, "top_k": None, "max_new_tokens": 64}
+    assert config.sampling.model_dump() == {"temperature": 0.5, "top_p": 0.9, "top_k": None,
+                                            "max_new_tokens": 64}
     assert config.max_pixels == EvalConfig.model_fields["max_pixels"].default
 
 
@@ -72,7 +73,8 @@ def test_bad_settings_name_the_option_and_exit_2(tmp_path):
 
 def test_secrets_are_masked_in_the_printed_config():
     result = run("serve", "--model", "m", "--api-key", "s3cret", "--check")
-    assert result.exit_code == 0 and "s3cret" not in result.output and "api_key: '**********'" in result.output
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output and "api_key: '**********'" in result.output
 
 
 def test_the_command_list_loads_no_model_code():

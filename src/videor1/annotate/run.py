@@ -54,39 +54,47 @@ class AnnotateConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Path = Field(description="Training records (Video-R1-260k format: .json, .jsonl or a datasets directory).")
+    data: Path = Field(description="Training records (Video-R1-260k format: .json, .jsonl or a datasets "
+                                   "directory).")
     media_root: Path | None = Field(default=None, description="Root of the records' media paths "
                                                               "(default: the data file's directory).")
     allow_outside_media_root: bool = Field(
         default=False, description="Accept records whose media lead outside the media root, and write a COT "
         "file whose media lie outside its directory (its readers then need the same opt-out).")
-    out: Path = Field(description="COT file to write (.json list or .jsonl); the journal, settings and report go "
-                                  "beside it (<stem>.journal.jsonl, <stem>.settings.json, <stem>.report.json/.md).")
+    out: Path = Field(description="COT file to write (.json list or .jsonl); the journal, settings and "
+                                  "report go beside it (<stem>.journal.jsonl, <stem>.settings.json, "
+                                  "<stem>.report.json/.md).")
     teacher: Path | None = Field(default=None, description="Local teacher checkpoint directory.")
-    endpoint: str | None = Field(default=None, description="Or an OpenAI-compatible server's base URL (e.g. vLLM); "
-                                 "API key from $VIDEOR1_API_KEY or $OPENAI_API_KEY.")
-    endpoint_model: str | None = Field(default=None, description="Model name on the endpoint (default: its first).")
+    endpoint: str | None = Field(default=None, description="Or an OpenAI-compatible server's base URL (e.g. "
+                                 "vLLM); API key from $VIDEOR1_API_KEY or $OPENAI_API_KEY.")
+    endpoint_model: str | None = Field(default=None, description="Model name on the endpoint (default: its "
+                                       "first).")
     concurrency: int = Field(default=4, ge=1, description="Endpoint requests in flight (at most batch_size).")
-    template: str = Field(default="video-r1", description="Prompt preset or file; the paper annotates with the "
+    template: str = Field(default="video-r1",
+                          description="Prompt preset or file; the paper annotates with the "
                                                           "training prompt (Figure 11), video-r1.")
     frames: int = Field(default=32, ge=2, description="Frames per video shown to the teacher.")
     max_pixels: int = Field(default=EVAL_MAX_PIXELS, ge=1, description="Max pixels per frame or image.")
     min_pixels: int = Field(default=EVAL_MIN_PIXELS, ge=1, description="Min pixels per frame.")
-    sampling: SamplingConfig = Field(default_factory=eval_sampling, description="Teacher decoding; default the "
-                                     "paper's evaluation decoding (temperature 0.01, top_p 0.001), 1024 tokens.")
-    threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Keep a response whose accuracy reward is "
-                             "at least this; 0/1 for multiple choice and numerical, continuous for OCR, free-form "
-                             "and regression (0.5: the RL stage's correct_threshold, paper).")
+    sampling: SamplingConfig = Field(default_factory=eval_sampling, description="Teacher decoding; default "
+                                     "the paper's evaluation decoding (temperature 0.01, top_p 0.001), 1024 "
+                                     "tokens.")
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Keep a response whose accuracy reward "
+                             "is at least this; 0/1 for multiple choice and numerical, continuous for OCR, "
+                             "free-form and regression (0.5: the RL stage's correct_threshold, paper).")
     min_think_words: int = Field(default=20, ge=1, description="Fewest words of <think> content kept.")
     max_think_words: int = Field(default=500, ge=1, description="Most words of <think> content kept (~650 "
                                  "tokens: reasoning and answer fit the paper's 768-token response).")
-    batch_size: int = Field(default=8, ge=1, description="Prompts per teacher call (endpoint: sent concurrently).")
+    batch_size: int = Field(default=8, ge=1, description="Prompts per teacher call (endpoint: sent "
+                                                         "concurrently).")
     seed: int = Field(default=0, description="Seeds the teacher's sampling, per batch.")
     limit: int | None = Field(default=None, ge=1, description="Annotate only the first N records.")
-    retry_failed: bool = Field(default=False, description="Annotate again records journaled as media_error or "
-                               "teacher_error (by default a decided record is never redone).")
-    dtype: Dtype = Field(default="auto", description="Local teacher: auto (bfloat16 on GPU, float32 on CPU), ….")
-    device: str | None = Field(default=None, description="Local teacher: cuda, cpu, … (default: cuda if available).")
+    retry_failed: bool = Field(default=False, description="Annotate again records journaled as media_error "
+                               "or teacher_error (by default a decided record is never redone).")
+    dtype: Dtype = Field(default="auto",
+                         description="Local teacher: auto (bfloat16 on GPU, float32 on CPU), ….")
+    device: str | None = Field(default=None, description="Local teacher: cuda, cpu, … (default: cuda if "
+                                                         "available).")
 
     @model_validator(mode="before")
     @classmethod
@@ -99,21 +107,23 @@ class AnnotateConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> AnnotateConfig:
         if (self.teacher is None) == (self.endpoint is None):
-            raise ValueError("give exactly one teacher: a local checkpoint (teacher) or an endpoint URL (endpoint)")
+            raise ValueError("give exactly one teacher: a local checkpoint (teacher) or an endpoint URL "
+                             "(endpoint)")
         if self.out.suffix not in (".json", ".jsonl"):
             raise ValueError(f"out must end in .json or .jsonl, got {self.out}")
         if self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels={self.min_pixels} > max_pixels={self.max_pixels}")
         if self.min_think_words > self.max_think_words:
-            raise ValueError(f"min_think_words={self.min_think_words} > max_think_words={self.max_think_words}")
+            raise ValueError(f"min_think_words={self.min_think_words} > "
+                             f"max_think_words={self.max_think_words}")
         load_template(self.template)  # an unknown template fails now, not after loading the teacher
         return self
 
     def settings(self) -> dict:
         """Everything that changes a decision: a resumed run must match it (check_settings)."""
-        keep = {"data", "media_root", "teacher", "endpoint", "endpoint_model", "template", "frames", "max_pixels",
-                "min_pixels", "sampling", "threshold", "min_think_words", "max_think_words", "batch_size", "seed",
-                "dtype"}
+        keep = {"data", "media_root", "teacher", "endpoint", "endpoint_model", "template", "frames",
+                "max_pixels", "min_pixels", "sampling", "threshold", "min_think_words", "max_think_words",
+                "batch_size", "seed", "dtype"}
         values = self.model_dump(mode="json", include=keep)
         for key in ("data", "media_root", "teacher"):
             if values[key] is not None:
@@ -155,13 +165,16 @@ def check_unique_ids(records: list[Record], source: Path) -> None:
     repeated = [i for i, n in Counter(ids).items() if n > 1]
     if repeated:
         shown = ", ".join(repeated[:10]) + (" …" if len(repeated) > 10 else "")
-        raise ValueError(f"{source}: {len(repeated)} problem_id(s) occur more than once ({shown}); the journal "
-                         "resumes by problem_id, so make them unique (e.g. `videor1 data validate` lists them)")
+        raise ValueError(f"{source}: {len(repeated)} problem_id(s) occur more than once ({shown}); the "
+                         "journal resumes by problem_id, so make them unique (e.g. `videor1 data validate` "
+                         "lists them)")
 
 
-def _decide_batch(chunk: list[Record], config: AnnotateConfig, ask: Callable[[Record], Prompt], teacher: Generator
+def _decide_batch(chunk: list[Record], config: AnnotateConfig, ask: Callable[[Record], Prompt],
+                  teacher: Generator
                   ) -> list[Decision]:
-    """Decisions for a batch, in its order: media first (a failure leaves the batch), then one teacher call."""
+    """Decisions for a batch, in its order: media first (a failure leaves the batch), then one teacher
+    call."""
     decisions: dict[str, Decision] = {}
     live: list[tuple[Record, Prompt]] = []
     for record in chunk:
@@ -176,7 +189,8 @@ def _decide_batch(chunk: list[Record], config: AnnotateConfig, ask: Callable[[Re
         for (record, _), out in zip(live, outputs, strict=True):
             decisions[str(record.problem_id)] = (
                 failure(str(record.problem_id), "teacher_error", out) if isinstance(out, Exception) else
-                judge(record, out.text, out.tokens, config.threshold, config.min_think_words, config.max_think_words))
+                judge(record, out.text, out.tokens, config.threshold, config.min_think_words,
+                      config.max_think_words))
     return [decisions[str(record.problem_id)] for record in chunk]
 
 
@@ -185,10 +199,11 @@ def _check_media_under(records: list[Record], media_root: Path | None, out_root:
     would refuse every record whose media path leads outside its directory."""
     outside = [r for r in records if Path(relocated_path(r, media_root, out_root)).parts[0] == ".."]
     if outside:
-        raise ValueError(f"{len(outside)} record(s)' media lie outside {out_root.resolve()}, the directory of "
-                         f"out (first: {outside[0].label}, {outside[0].path!r}), so `videor1 sft` would refuse "
-                         "them: write out into a directory that holds the media (e.g. beside the data file), or "
-                         "set allow_outside_media_root (--allow-outside-media-root) here and in sft")
+        raise ValueError(f"{len(outside)} record(s)' media lie outside {out_root.resolve()}, the directory "
+                         f"of out (first: {outside[0].label}, {outside[0].path!r}), so `videor1 sft` would "
+                         "refuse them: write out into a directory that holds the media (e.g. beside the "
+                         "data file), or set allow_outside_media_root (--allow-outside-media-root) here and "
+                         "in sft")
 
 
 def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_progress: bool = True
@@ -217,7 +232,8 @@ def annotate(config: AnnotateConfig, teacher: Generator | None = None, show_prog
     chunks = [records[i:i + config.batch_size] for i in range(0, len(records), config.batch_size)]
     pending = [chunk for chunk in chunks if any(str(r.problem_id) in todo for r in chunk)]
     media = media_config(config.frames, config.min_pixels, config.max_pixels, vision_factor(config.teacher))
-    ask = partial(record_prompt, template=load_template(config.template), media_root=loaded.media_root, media=media)
+    ask = partial(record_prompt, template=load_template(config.template), media_root=loaded.media_root,
+                  media=media)
     if pending and teacher is None:
         teacher = make_teacher(config)
     with eval_progress(show_progress) as progress:

@@ -27,17 +27,18 @@ class InferConfig(BaseModel):
 
     question: str = Field(description="The question, without options.")
     model: Path | None = Field(default=None, description="Local checkpoint directory; or give endpoint.")
-    endpoint: str | None = Field(default=None, description="Instead of model: an OpenAI-compatible server's base "
-                                 "URL (videor1 serve, vLLM; key: $VIDEOR1_API_KEY or $OPENAI_API_KEY).")
+    endpoint: str | None = Field(default=None, description="Instead of model: an OpenAI-compatible server's "
+                                 "base URL (videor1 serve, vLLM; key: $VIDEOR1_API_KEY or $OPENAI_API_KEY).")
     endpoint_model: str | None = Field(default=None, description="Model name on the endpoint (default: the "
                                        "first it lists).")
     video: Path | None = Field(default=None, description="A video file (or give image).")
     image: Path | None = Field(default=None, description="An image file (or give video).")
-    problem_type: str | None = Field(default=None, description="multiple choice, numerical, OCR, free-form or "
-                                     "regression (default: multiple choice with options, else free-form).")
+    problem_type: str | None = Field(default=None, description="multiple choice, numerical, OCR, free-form "
+                                     "or regression (default: multiple choice with options, else free-form).")
     options: list[str] = Field(default_factory=list, description="The options, one per entry: 'A. red' or "
                                "'red' (lettered in order).")
-    template: str = Field(default="video-r1", description="Prompt preset (video-r1, video-r1-eval, plain) or a "
+    template: str = Field(default="video-r1",
+                          description="Prompt preset (video-r1, video-r1-eval, plain) or a "
                           "template file.")
     frames: int = Field(default=32, ge=2, description="Frames sampled from the video.")
     max_pixels: int = Field(default=EVAL_MAX_PIXELS, ge=1, description="Max pixels per frame or image.")
@@ -56,7 +57,8 @@ class InferConfig(BaseModel):
             raise ValueError("give exactly one of video or image")
         self.problem_type = self.problem_type or ("multiple choice" if self.options else "free-form")
         if self.problem_type not in PROBLEM_TYPES:
-            raise ValueError(f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, got {self.problem_type!r}")
+            raise ValueError(f"problem_type must be one of {', '.join(PROBLEM_TYPES)}, got "
+                             f"{self.problem_type!r}")
         return self
 
 
@@ -78,7 +80,8 @@ def infer(model_dir: str | Path | None, question: str, video: str | Path | None 
           image: str | Path | None = None, problem_type: str = "free-form", options: list[str] | None = None,
           template: str = "video-r1", frames: int = 32, max_pixels: int = EVAL_MAX_PIXELS,
           min_pixels: int = EVAL_MIN_PIXELS, sampling: SamplingConfig | None = None, seed: int = 0,
-          dtype: Dtype = "auto", device: str | None = None, generator: Generator | None = None) -> InferResult:
+          dtype: Dtype = "auto", device: str | None = None,
+          generator: Generator | None = None) -> InferResult:
     """Ask `question` about the video or the image (exactly one) and return the reasoning and the answer."""
     if (video is None) == (image is None):
         raise ValueError("give exactly one of video or image")
@@ -87,11 +90,12 @@ def infer(model_dir: str | Path | None, question: str, video: str | Path | None 
         raise ValueError("a multiple-choice question needs at least two options")
     path = Path(video if video is not None else image).expanduser().resolve()
     # Not validated: there is no ground truth; the record only carries the question to the prompt builder.
-    record = EvalRecord.model_construct(problem_id="infer", problem=question, data_type="video" if video else "image",
-                                        problem_type=problem_type, options=options, solution="", path=str(path),
-                                        data_source="")
+    record = EvalRecord.model_construct(problem_id="infer", problem=question,
+                                        data_type="video" if video else "image", problem_type=problem_type,
+                                        options=options, solution="", path=str(path), data_source="")
     prompt = record_prompt(record, load_template(template), None,
-                           media_config(frames, min(min_pixels, max_pixels), max_pixels, vision_factor(model_dir)))
+                           media_config(frames, min(min_pixels, max_pixels), max_pixels,
+                                        vision_factor(model_dir)))
     if generator is None:
         generator = HFGenerator(model_dir, sampling or eval_sampling(), dtype, device)
     [generation] = generator([prompt], seed)

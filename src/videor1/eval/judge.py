@@ -77,7 +77,8 @@ _LEADING = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 def judge_messages(question: str, response: str) -> list[dict]:
     """The OpenAI chat messages asking the judge about one response."""
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": QUESTION.format(question=question.strip(), response=response.strip())}]
+            {"role": "user",
+             "content": QUESTION.format(question=question.strip(), response=response.strip())}]
 
 
 def parse_verdict(reply: str) -> Verdict:
@@ -161,14 +162,15 @@ class EvalJudgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    results: Path = Field(description="An `eval` output directory (its per-sample <bench>.<condition>.jsonl).")
+    results: Path = Field(description="An `eval` output directory (its per-sample "
+                                      "<bench>.<condition>.jsonl).")
     endpoint: str = Field(description="OpenAI-compatible base URL of the judge (…/v1 or without it).")
     model: str | None = Field(default=None, description="Judge model name (default: the first the endpoint "
                               "lists).")
     concurrency: int = Field(default=4, ge=1, description="Requests in flight at once.")
     api_key: SecretStr | None = Field(default=None, description="Bearer key, if the endpoint wants one.")
-    max_tokens: int = Field(default=1024, ge=1, description="Longest judge reply, in tokens (room for a short "
-                            "explanation, or a reasoning judge's <think>).")
+    max_tokens: int = Field(default=1024, ge=1, description="Longest judge reply, in tokens (room for a "
+                            "short explanation, or a reasoning judge's <think>).")
 
     def judge(self) -> JudgeConfig:
         return JudgeConfig(max_tokens=self.max_tokens, chunk=max(32, 4 * self.concurrency))
@@ -213,15 +215,15 @@ def judge_markdown(report: dict, level: int = 2) -> str:
     pct = lambda v: "–" if v is None else f"{v:.1f}"  # noqa: E731
     header = ["benchmark", "condition", "responses", "temporal", "not temporal", "unparseable", "pending",
               "% temporal"]
-    rows = [[BENCHMARKS[b].title if b in BENCHMARKS else b, c, str(n["responses"]), str(n["yes"]), str(n["no"]),
-             str(n["unparseable"]), str(n["pending"]), pct(n["temporal_pct"])]
+    rows = [[BENCHMARKS[b].title if b in BENCHMARKS else b, c, str(n["responses"]), str(n["yes"]),
+             str(n["no"]), str(n["unparseable"]), str(n["pending"]), pct(n["temporal_pct"])]
             for b, conds in report["benchmarks"].items() for c, n in conds.items()]
-    rows += [["all", c, str(n["responses"]), str(n["yes"]), str(n["no"]), str(n["unparseable"]), str(n["pending"]),
-              pct(n["temporal_pct"])] for c, n in report["overall"].items()]
+    rows += [["all", c, str(n["responses"]), str(n["yes"]), str(n["no"]), str(n["unparseable"]),
+              str(n["pending"]), pct(n["temporal_pct"])] for c, n in report["overall"].items()]
     lines = [f"{'#' * level} Temporal reasoning in responses (judge: `{report['judge']['model']}`)", "",
-             "Video responses whose reasoning uses temporal information (order, change over time), as a judge "
-             "model says (paper §4.5). % temporal = temporal / (temporal + not temporal); unparseable verdicts "
-             "are counted apart; pending = no verdict yet (run `videor1 eval-judge` again).", ""]
+             "Video responses whose reasoning uses temporal information (order, change over time), as a "
+             "judge model says (paper §4.5). % temporal = temporal / (temporal + not temporal); unparseable "
+             "verdicts are counted apart; pending = no verdict yet (run `videor1 eval-judge` again).", ""]
     return "\n".join(lines + markdown_table(header, rows)) + "\n"
 
 
@@ -242,20 +244,23 @@ def run_judge(results_dir: str | Path, client: ChatClient, config: JudgeConfig |
             path = results_dir / JUDGE_DIR / f"{item.benchmark}.{item.condition}.jsonl"
             logs[item.benchmark, item.condition] = ResultLog(path, row_type=VerdictRow)
     todo = [item for item in items if item.id not in logs[item.benchmark, item.condition]]
-    log.info("%d video responses, %d already judged, %d to judge", len(items), len(items) - len(todo), len(todo))
+    log.info("%d video responses, %d already judged, %d to "
+             "judge", len(items), len(items) - len(todo), len(todo))
     failures = 0
     for start in range(0, len(todo), config.chunk):
         chunk = todo[start:start + config.chunk]
         replies = client.chat_many([judge_messages(item.question, item.response) for item in chunk],
-                                   max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p)
+                                   max_tokens=config.max_tokens, temperature=config.temperature,
+                                   top_p=config.top_p)
         for item, reply in zip(chunk, replies, strict=True):
             if isinstance(reply, Exception):  # left pending: the next run asks again
                 failures += 1
-                log.warning("%s %s %s: judge request failed: %s", item.benchmark, item.condition, item.id, reply)
+                log.warning("%s %s %s: judge request failed: "
+                            "%s", item.benchmark, item.condition, item.id, reply)
                 continue
             logs[item.benchmark, item.condition].append(VerdictRow(
-                id=item.id, benchmark=item.benchmark, condition=item.condition, verdict=parse_verdict(reply.text),
-                reply=reply.text))
+                id=item.id, benchmark=item.benchmark, condition=item.condition,
+                verdict=parse_verdict(reply.text), reply=reply.text))
         log.info("judged %d / %d", min(start + config.chunk, len(todo)), len(todo))
     verdicts = {(row.benchmark, row.condition, row.id): row.verdict for judged in logs.values()
                 for row in judged.rows.values()}

@@ -65,12 +65,13 @@ def condition_name(shuffle: ShuffleMode | None) -> str:
     return ORDERED if shuffle is None else f"shuffle-{shuffle}"
 
 
-def media_config(frames: int, min_pixels: int, max_pixels: int, factor: int = 28, cache_dir: Path | None = None
+def media_config(frames: int, min_pixels: int, max_pixels: int, factor: int = 28,
+                 cache_dir: Path | None = None
                  ) -> MediaConfig:
     """Evaluation media: `frames` per video, frames and images at most `max_pixels`."""
     return MediaConfig(nframes=frames, video_min_pixels=min_pixels, video_max_pixels=max_pixels,
-                       image_min_pixels=min(IMAGE_MIN_PIXELS, max_pixels), image_max_pixels=max_pixels, factor=factor,
-                       cache_dir=cache_dir)
+                       image_min_pixels=min(IMAGE_MIN_PIXELS, max_pixels), image_max_pixels=max_pixels,
+                       factor=factor, cache_dir=cache_dir)
 
 
 class EvalConfig(BaseModel):
@@ -79,8 +80,8 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Path | None = Field(default=None, description="Local checkpoint directory (real Qwen-VL or tiny).")
-    endpoint: str | None = Field(default=None, description="Instead of a model: base URL of an OpenAI-compatible "
-                                 "server (videor1 serve, vLLM); each prompt is one request "
+    endpoint: str | None = Field(default=None, description="Instead of a model: base URL of an "
+                                 "OpenAI-compatible server (videor1 serve, vLLM); each prompt is one request "
                                  "(videor1.rollout.endpoint).")
     endpoint_model: str | None = Field(default=None, description="Model name at the endpoint (default: the "
                                        "first it lists).")
@@ -97,8 +98,9 @@ class EvalConfig(BaseModel):
     frames: int = Field(default=32, ge=2, description="Frames per video (paper: 16-64 at evaluation).")
     max_pixels: int = Field(default=EVAL_MAX_PIXELS, ge=1, description="Max pixels per frame / image "
                                                                     "(paper: 256·28·28 at evaluation).")
-    min_pixels: int = Field(default=EVAL_MIN_PIXELS, ge=1, description="Min pixels per frame (set explicitly: "
-                                                                   "the processor default upsizes small videos).")
+    min_pixels: int = Field(default=EVAL_MIN_PIXELS, ge=1, description="Min pixels per frame (set "
+                                                                   "explicitly: the processor default "
+                                                                   "upsizes small videos).")
     template: str = Field(default="video-r1-eval", description="Prompt preset (video-r1, video-r1-eval, "
                                                                 "plain) or a template file.")
     sampling: SamplingConfig = Field(default_factory=eval_sampling, description="Decoding; default: the "
@@ -182,11 +184,13 @@ def _prompt(item: Item, ctx: _Context) -> tuple[str, Prompt, list[int] | None]:
         return prompt.text, prompt, None
     seed = sample_seed(ctx.config.seed, "eval-shuffle", item.id)
     permutation = shuffle_permutation(len(prompt.video.frames), ctx.shuffle, seed)
-    prompt.video = dataclasses.replace(prompt.video, frames=apply_permutation(prompt.video.frames, permutation))
+    prompt.video = dataclasses.replace(prompt.video,
+                                       frames=apply_permutation(prompt.video.frames, permutation))
     return prompt.text, prompt, permutation
 
 
-Loaded = tuple[Item, str, Prompt | Exception, list[int] | None]  # item, question, prompt or why not, frame order
+Loaded = tuple[Item, str, Prompt | Exception,
+               list[int] | None]  # item, question, prompt or why not, frame order
 
 
 def _load_chunk(chunk: list[Item], ctx: _Context) -> list[Loaded]:
@@ -221,7 +225,8 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
             outputs: list[Generation | Exception] = []
             if live:
                 seed = sample_seed(config.seed, ctx.condition, chunk[0].id)
-                outputs = generate_each(generator, [prompt for _, _, prompt, _ in live], [e[0].id for e in live], seed)
+                outputs = generate_each(generator, [prompt for _, _, prompt, _ in live],
+                                        [e[0].id for e in live], seed)
             answers = dict(zip((e[0].id for e in live), outputs, strict=True))
             for item, text, prompt, permutation in loaded:
                 if item.id in results:  # done before a kill: its batch was only rerun for the others
@@ -239,12 +244,13 @@ def _run_condition(items: list[Item], ctx: _Context, results: ResultLog, generat
                 results.append(row)
                 progress.advance(task, tokens=out.tokens if isinstance(out, Generation) else 0)
     if unavailable:
-        raise EndpointUnavailable(f"{ctx.condition}: the endpoint did not answer for {len(unavailable)} sample(s), "
-                                  f"left unscored (first: {unavailable[0]}); run the same command again to "
-                                  "evaluate them — the others are kept")
+        raise EndpointUnavailable(f"{ctx.condition}: the endpoint did not answer for {len(unavailable)} "
+                                  f"sample(s), left unscored (first: {unavailable[0]}); run the same command "
+                                  "again to evaluate them — the others are kept")
 
 
-def run_eval(config: EvalConfig, generator: Generator | None = None, show_progress: bool = True) -> EvalResult:
+def run_eval(config: EvalConfig, generator: Generator | None = None,
+             show_progress: bool = True) -> EvalResult:
     """Evaluate one benchmark file (resuming any earlier run into the same out_dir) and write its reports.
 
     `generator`: answers prompts; default an `HFGenerator` on `config.model` (or an `endpoint_generator` on
@@ -272,7 +278,8 @@ def run_eval(config: EvalConfig, generator: Generator | None = None, show_progre
             stem = f"{bench.name}.{condition}"
             check_settings(config.out_dir / f"{stem}.settings.json", config.settings(bench, condition))
             results = ResultLog(config.out_dir / f"{stem}.jsonl")
-            ctx = _Context(config, bench, loaded.media_root, media, media.cache(), template, shuffle, condition)
+            ctx = _Context(config, bench, loaded.media_root, media, media.cache(), template, shuffle,
+                           condition)
             _run_condition(items, ctx, results, generator, progress)
             rows[condition] = [results.rows[item.id] for item in items]
             paths[condition] = results.path

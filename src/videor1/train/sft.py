@@ -43,17 +43,20 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- configuration
 
 class SFTDataConfig(DataConfig):
-    train_file: Path = Field(description="SFT records with a chain of thought (Video-R1-COT-165k: `process` and "
-                                         "`solution`); .json, .jsonl or a saved datasets directory.")
-    media_root: Path | None = Field(default=None, description="Root of the records' media paths, for train_file "
-                                    "and eval_file (default: each file's directory).")
+    train_file: Path = Field(description="SFT records with a chain of thought (Video-R1-COT-165k: `process` "
+                                         "and `solution`); .json, .jsonl or a saved datasets directory.")
+    media_root: Path | None = Field(default=None, description="Root of the records' media paths, for "
+                                    "train_file and eval_file (default: each file's directory).")
     eval_file: Path | None = Field(default=None, description="Held-out CoT records to evaluate on.")
-    eval_fraction: float = Field(default=0.0, ge=0.0, lt=1.0, description="Or hold out this share of train_file "
-                                 "(seeded by run.seed, never trained on). 0 and no eval_file: no evaluation.")
-    max_target_tokens: int = Field(default=4096, ge=1, description="Token budget of an assistant turn (reasoning, "
-                                   "answer, end of turn); a record over it is skipped, never truncated.")
+    eval_fraction: float = Field(default=0.0, ge=0.0, lt=1.0, description="Or hold out this share of "
+                                 "train_file (seeded by run.seed, never trained on). 0 and no eval_file: no "
+                                 "evaluation.")
+    max_target_tokens: int = Field(default=4096, ge=1, description="Token budget of an assistant turn "
+                                   "(reasoning, answer, end of turn); a record over it is skipped, never "
+                                   "truncated.")
     target: Literal["cot", "answer"] = Field(
-        default="cot", description="The assistant turn: `process` + `solution` (cot), or `solution` alone (answer: "
+        default="cot",
+        description="The assistant turn: `process` + `solution` (cot), or `solution` alone (answer: "
         "records without a chain of thought, e.g. dense descriptions for a perception stage).")
 
 
@@ -62,9 +65,10 @@ class SFTRunConfig(RunConfig):
     epochs: float = Field(default=1.0, gt=0.0, description="Passes over the training records (paper: 1), "
                           "used when max_steps is not set; the last step completes its batch.")
     max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps; set, it replaces epochs.")
-    prompts_per_device: int = Field(default=1, ge=1, description="Examples (images and videos mixed) per process "
-                                    "per micro-step.")
-    save_every: int = Field(default=500, ge=1, description="Checkpoint every this many steps (and at the end).")
+    prompts_per_device: int = Field(default=1, ge=1, description="Examples (images and videos mixed) per "
+                                    "process per micro-step.")
+    save_every: int = Field(default=500, ge=1, description="Checkpoint every this many steps (and at the "
+                                                           "end).")
 
 
 class SFTEvalConfig(BaseModel):
@@ -204,12 +208,13 @@ def evaluate(model, engine: HFEngine, processor, examples: list[Question], confi
         sums[0] += loss
         sums[1] += int((batch["labels"] != IGNORE).sum())
         sums[2] += sum(format_reward(text) for text in out.texts)
-        sums[3] += sum(accuracy_rewards(out.texts, [r.solution for r in records], [r.problem_type for r in records],
-                                        [r.options for r in records]))
+        sums[3] += sum(accuracy_rewards(out.texts, [r.solution for r in records],
+                                        [r.problem_type for r in records], [r.options for r in records]))
         sums[4] += out.lengths.sum().item()
         sums[5] += len(chunk)
     model.train(was_training)
-    loss, tokens, fmt, accuracy, length, n = accelerator.reduce(sums.to(accelerator.device), reduction="sum").tolist()
+    loss, tokens, fmt, accuracy, length, n = accelerator.reduce(sums.to(accelerator.device),
+                                                                reduction="sum").tolist()
     if n == 0:
         return {}
     return {"eval/loss": loss / tokens, "eval/format": fmt / n, "eval/accuracy": accuracy / n,
@@ -226,7 +231,8 @@ def total_steps(config: SFTConfig, records: int, world: int) -> int:
     return max(1, math.ceil(config.run.epochs * records / per_step))
 
 
-def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+def train(config: SFTConfig, resume: bool = False, progress: bool = True,
+          stop_after: int | None = None) -> TrainResult:
     """Run SFT as configured. `stop_after`: end once this step is done (and checkpointed), as a
     preempted job would; `resume=True` continues from the run directory's latest checkpoint."""
     run = config.run
@@ -263,8 +269,8 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, accelerator, parallel, policy, optimizer)
         log.info("resumed from %s at step %d", checkpoint, start)
-    writer = MetricsWriter(out_dir, accelerator, config, start_step=start, enabled=accelerator.is_main_process,
-                           stage="sft")
+    writer = MetricsWriter(out_dir, accelerator, config, start_step=start,
+                           enabled=accelerator.is_main_process, stage="sft")
     if start == 0 and held_out_set is not None:
         writer.log(0, evaluate(model, engine, processor, held_out, config, accelerator, parallel, padding))
     bar = writer.progress(steps, start) if progress else contextlib.nullcontext()
@@ -282,12 +288,13 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True, stop_a
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            metrics = {"train/loss": loss, "train/grad_norm": float(grad_norm), "train/lr": scheduler.get_last_lr()[0],
-                       "train/tokens": tokens,
+            metrics = {"train/loss": loss, "train/grad_norm": float(grad_norm),
+                       "train/lr": scheduler.get_last_lr()[0], "train/tokens": tokens,
                        "data/skipped_records": len(skips.errors), "data/over_budget": len(source.over_budget),
                        "data/epoch": source.epoch(step), "time/step": time.perf_counter() - started}
             done = step + 1
-            if held_out_set is not None and ((config.eval.every and done % config.eval.every == 0) or done == steps):
+            due = (config.eval.every and done % config.eval.every == 0) or done == steps
+            if held_out_set is not None and due:
                 evaluated = time.perf_counter()
                 metrics.update(evaluate(model, engine, processor, held_out, config, accelerator, parallel,
                                         padding))
