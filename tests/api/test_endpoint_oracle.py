@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from api_support import PIXELS, api_media, running, serve_command, serve_config
 from rl_support import supervise
 from typer.testing import CliRunner
@@ -115,6 +116,8 @@ def test_eval_through_the_endpoint_scores_like_the_local_run(trained, endpoint, 
         "--out", str(tmp_path / "served"), "--frames", "8", "--min-pixels", str(PIXELS), "--max-pixels",
         str(PIXELS), "--batch-size", "4", "--greedy", "--max-new-tokens", "32", "--no-progress"])
     assert result.exit_code == 0, result.output
+    saved = EvalConfig.model_validate(yaml.safe_load((tmp_path / "served" / "eval.yaml").read_text()))
+    assert saved.endpoint == endpoint and saved.sampling.temperature == 0.0  # the resolved config, beside it
     served_rows, local_rows = rows(tmp_path / "served"), rows(tmp_path / "local")
     assert not [r for r in served_rows if r["error"]]
     assert served_rows == local_rows

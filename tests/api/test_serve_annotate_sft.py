@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from api_support import PIXELS, serve_command
 from rl_support import supervise
 
+from videor1.annotate import AnnotateConfig
 from videor1.data.loading import load_records, resolve_media
 from videor1.data.records import CotRecord, Record
 from videor1.rewards import accuracy_reward, format_reward
@@ -37,6 +39,8 @@ def test_serve_then_annotate_then_sft(api_root, tmp_path):
                 "--allow-outside-media-root")  # out is not beside the media: say so
 
     report = json.loads(out.with_name("cot.report.json").read_text())
+    saved = AnnotateConfig.model_validate(yaml.safe_load(out.with_name("cot.config.yaml").read_text()))
+    assert saved.endpoint == url and saved.min_think_words == 3  # the resolved config, beside the output
     records = {r.problem_id: r for r in load_records(data, kind=Record).records}
     kept = load_records(out, kind=CotRecord, strict=True, allow_outside_media_root=True).records
     assert kept, report  # sft below needs some; which ones depends on the teacher, checked rule by rule below

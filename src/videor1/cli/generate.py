@@ -46,11 +46,11 @@ def evaluate(config: EvalConfig, progress: bool) -> None:
 
     if (config.model is None) == (config.endpoint is None):
         fail("give exactly one of --model DIR (a local checkpoint) or --endpoint URL (a server)")
-    save_config(config, config.out_dir / "eval.yaml")
     try:
         results = run_suite(config, show_progress=progress)
     except (ValueError, DataFileError, FileNotFoundError, EndpointUnavailable) as error:
         fail(str(error))
+    save_config(config, config.out_dir / "eval.yaml")  # after the run: a refused one leaves no file
     out = config.out_dir
     table = Table(title=f"{out} (scores in %, failed samples score 0)")
     for column in ("benchmark", "condition", "items", "failed", "accuracy", "MRA", "overall", "(acc+MRA)/2"):
@@ -138,11 +138,11 @@ def annotate_command(config: AnnotateConfig, progress: bool) -> None:
     from videor1.data import DataFileError
     from videor1.rollout.chat import EndpointError
 
-    save_config(config, config.out.with_name(f"{config.out.stem}.config.yaml"))
     try:
         result = annotate(config, show_progress=progress)
     except (ValueError, DataFileError, FileNotFoundError, EndpointError) as error:
         fail(str(error))
+    save_config(config, config.out.with_name(f"{config.out.stem}.config.yaml"))  # after: see `evaluate`
     report = result.report
     table = Table(title=f"{config.out}: {report.kept} of {report.records} records kept")
     for column in ("outcome", "records", "share", *report.by_data_type):
