@@ -330,11 +330,77 @@ def check_rl_step(state: dict) -> str:
            f"group(s) with their shuffled group, checkpoint saved"
 
 
+# ---------------------------------------------------------------------------------------------- launch config
+
+# What each accelerate launch needs beyond the base install: the `[gpu]` extra (pyproject.toml) declares
+# the tested ranges; the install line installs them.
+GPU_INSTALL = "pip install 'videor1[gpu]'"
+
+
+def _optional(package: str, module: str) -> str | None:
+    """The installed version of `package` (importing `module`), or None when it does not import."""
+    try:
+        importlib.import_module(module)
+        return importlib.metadata.version(package)
+    except Exception:  # ImportError, or a broken build surfacing as anything
+        return None
+
+
+def launch_config_problems(path: Path) -> tuple[str, list[str]]:
+    """(what the accelerate config asks for, what this machine lacks for it: one line each)."""
+    import torch
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise DoctorError(f"{path}: cannot read the accelerate config ({error})",
+                          "give a file written by `accelerate config` (see configs/accelerate/)") from error
+    kind = str(config.get("distributed_type", "NO"))
+    processes, machines = int(config.get("num_processes", 1)), int(config.get("num_machines", 1))
+    precision = str(config.get("mixed_precision", "no"))
+    summary = f"{kind}, {processes} process(es) on {machines} machine(s), mixed precision {precision}"
+    problems = []
+    if kind == "DEEPSPEED":
+        version = _optional("deepspeed", "deepspeed")
+        if version is None:
+            problems.append(f"deepspeed is not installed (ZeRO-3 needs it): {GPU_INSTALL} "
+                            "(or pip install 'deepspeed>=0.17,<0.20'); DeepSpeed runs on CUDA GPUs only")
+        stage = (config.get("deepspeed_config") or {}).get("zero_stage")
+        if stage not in (None, 3):
+            problems.append(f"zero_stage {stage}: videor1's lockstep measures are written for ZeRO-3 "
+                            "(stages 1-2 replicate the weights and need none); say zero_stage: 3")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if kind in ("DEEPSPEED", "FSDP", "MULTI_GPU") and not config.get("use_cpu", False):
+        per_machine = processes // max(machines, 1)
+        if gpus == 0:
+            problems.append(f"{kind} with GPUs asked for, but torch sees no CUDA GPU here")
+        elif per_machine > gpus:
+            problems.append(f"{per_machine} process(es) per machine but {gpus} GPU(s) visible here")
+    if precision == "bf16" and gpus and not torch.cuda.is_bf16_supported():
+        problems.append("mixed_precision bf16 but this GPU has no bf16 (pre-Ampere): use fp16 or no")
+    if machines > 1:
+        for key in ("main_process_ip", "main_process_port"):
+            if not config.get(key):
+                problems.append(f"{machines} machines need {key} (the rank-0 machine's) in the config")
+    return summary, problems
+
+
+def check_launch_config(state: dict) -> str:
+    summary, problems = launch_config_problems(state["accelerate_config"])
+    if problems:
+        raise DoctorError(f"{summary}: " + "; ".join(problems), "install or change what is listed; rerun")
+    flash = _optional("flash-attn", "flash_attn")
+    return f"{summary}: ready" + (f" (flash-attn {flash})" if flash else "")
+
+
 # ---------------------------------------------------------------------------------------------- running
 
-def checks() -> list[Check]:
-    """The checks in order (built at call time, so that each function can be replaced in tests)."""
-    return [
+def checks(accelerate_config: Path | None = None) -> list[Check]:
+    """The checks in order (built at call time, so that each function can be replaced in tests); with an
+    accelerate config, first what that launch needs."""
+    launch = [Check("launch config", check_launch_config, GPU_INSTALL)] if accelerate_config else []
+    return launch + [
         Check("python", check_python, "use Python 3.11 or newer"),
         Check("torch", check_torch, PIN),
         Check("torchvision", check_torchvision, PIN),
@@ -388,12 +454,13 @@ def _where(error: BaseException) -> str:
     return where
 
 
-def run_checks(on_row: Callable[[Row], None] | None = None) -> list[Row]:
+def run_checks(on_row: Callable[[Row], None] | None = None,
+               accelerate_config: Path | None = None) -> list[Row]:
     """Run every check in order, whatever fails; one Row each."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="videor1-doctor-") as tmp:
-        state: dict = {"tmp": tmp}
-        for check in checks():
+        state: dict = {"tmp": tmp, "accelerate_config": accelerate_config}
+        for check in checks(accelerate_config):
             started = time.perf_counter()
             try:
                 quiet = _quiet() if check.name in ("processor", "RL step") else contextlib.nullcontext()
@@ -411,10 +478,12 @@ def run_checks(on_row: Callable[[Row], None] | None = None) -> list[Row]:
     return rows
 
 
-def run_doctor(console: Console) -> bool:
-    """Print the report as a table; True when every check passed."""
+def run_doctor(console: Console, accelerate_config: Path | None = None) -> bool:
+    """Print the report as a table; True when every check passed. `accelerate_config`: also check what
+    that launch needs (DeepSpeed installed, GPUs for its processes, bf16)."""
     with console.status("checking…") as status:
-        rows = run_checks(lambda row: status.update(f"checking… ({row.check}: {'ok' if row.ok else 'FAIL'})"))
+        rows = run_checks(lambda row: status.update(f"checking… ({row.check}: {'ok' if row.ok else 'FAIL'})"),
+                          accelerate_config)
     table = Table(title="videor1 doctor")
     table.add_column("check")
     table.add_column("result")

@@ -58,11 +58,16 @@ def sft(ctx: typer.Context, config: StageConfig = None, resume: Resume = False, 
 
 
 @app.command("doctor")
-def doctor() -> None:
+def doctor(
+    accelerate_config: Annotated[Path | None, typer.Option(
+        "--accelerate-config", exists=True, dir_okay=False,
+        help="Also check what this `accelerate launch --config_file` needs (e.g. "
+             "configs/accelerate/deepspeed_zero3.yaml: DeepSpeed, GPUs).")] = None,
+) -> None:
     """Check this machine: versions, video decoding, the processor, and one RL step on a tiny model."""
     from videor1.doctor import run_doctor
 
-    if not run_doctor(console):
+    if not run_doctor(console, accelerate_config):
         raise typer.Exit(code=1)
 
 

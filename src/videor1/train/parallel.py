@@ -13,10 +13,10 @@ data, or one waits forever for a gather that the others never start. The measure
 - SFT's held-out evaluation: as many batches on every process, padded the same way.
 
 FSDP2 (`torch.distributed.fsdp.fully_shard`) is applied here, by the project's own code, on every
-device: per decoder layer, per vision block, the vision tower, then the whole model (what
-configs/accelerate/fsdp.yaml's wrap policy names). The CPU tests (2 processes over gloo) thus run the
-code that a GPU run (NCCL) runs; accelerate only launches the processes. DeepSpeed cannot run on CPU:
-under ZeRO-3 accelerate shards the model, and the same lockstep measures apply (`lockstep`).
+device: per decoder layer, per vision block, the vision tower, then the whole model. The CPU tests
+(2 processes over gloo) thus run the code that a GPU run (NCCL) runs; accelerate only launches the
+processes. DeepSpeed cannot run on CPU: under ZeRO-3 accelerate shards the model, and the same
+lockstep measures apply (`lockstep`). docs/training.md has the whole picture and the tests.
 """
 
 from __future__ import annotations
