@@ -67,6 +67,7 @@ def test_bad_settings_name_the_option_and_exit_2(tmp_path):
     result = run("eval", "--data", "d.json", "--frames", "1", "--check")
     assert result.exit_code == 2
     assert "--out (out_dir): Field required" in result.output and "--frames (frames)" in result.output
+    assert "no such option: --frams" in run("eval", "--data", "d", "--out", "o", "--frams", "8").output
     assert run("serve", "--model", "m", "prot=1", "--check").exit_code == 2
     assert "prot" in run("serve", "--model", "m", "prot=1", "--check").output
 

@@ -124,6 +124,9 @@ def resolve(schema: type[BaseModel], path: Path | None, given: dict[str, Any], o
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    unknown = [item for item in overrides if item.startswith("-")]
+    if unknown:
+        raise ValueError(f"no such option: {' '.join(unknown)} (see --help; settings also go as key=value)")
     data = apply_overrides(data, overrides)
     return schema.model_validate(data)
 
