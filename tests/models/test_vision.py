@@ -47,3 +47,21 @@ def test_images_and_videos_share_one_tower_call_with_the_embeddings_of_separate_
                 for a, b in zip(layer_a, layer_b, strict=True):
                     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     assert encode_vision(model, {"input_ids": batch["input_ids"]}) == {}
+
+
+@pytest.mark.parametrize("arch, factor", [("qwen2_5_vl", 28), ("qwen3_vl", 32)])
+def test_media_factor_comes_from_the_checkpoints_processor(arch, factor, tmp_path):
+    from videor1.eval.generate import vision_factor as checkpoint_factor
+    from videor1.models.loading import vision_factor
+    from videor1.train.config import load_config
+    from videor1.train.run import resolve_media_factor
+
+    directory = build_tiny_from_records(tmp_path / arch, [EXAMPLES / "train.json"], arch, "tiny", 0)
+    processor = load_processor(directory)
+    assert vision_factor(processor) == checkpoint_factor(directory) == factor
+    config = load_config(None, [f"model.path={directory}", "data.train_file=x.json"])
+    resolve_media_factor(config, processor)
+    assert config.media.factor == config.media.sampling().factor == factor
+    wrong = load_config(None, [f"model.path={directory}", "data.train_file=x.json", "media.factor=14"])
+    with pytest.raises(ValueError, match=f"processor needs {factor}"):
+        resolve_media_factor(wrong, processor)

@@ -109,9 +109,11 @@ class HFGenerator(EngineGenerator):
 
 
 def vision_factor(model_dir: str | Path | None) -> int:
-    """Frame side multiple of the checkpoint: 32 for Qwen3-VL, 28 for Qwen2/2.5-VL (and no model)."""
+    """Frame side multiple of the checkpoint, read from its processor (patch size x merge size: 28 for
+    Qwen2/2.5-VL, 32 for Qwen3-VL); 28 without a local checkpoint (an endpoint serving Qwen2/2.5-VL)."""
     if model_dir is None:
         return 28
-    from videor1.models.loading import model_family
+    from videor1.models.loading import load_processor
+    from videor1.models.loading import vision_factor as processor_factor
 
-    return 32 if model_family(model_dir) == "qwen3_vl" else 28
+    return processor_factor(load_processor(model_dir))

@@ -256,3 +256,17 @@ def load_processor(path: str | Path) -> ProcessorMixin:
         raise FileNotFoundError(f"{path}: only a {type(processor).__name__} was found, no image / video "
                                 "processor (processor_config.json or preprocessor_config.json)")
     return processor
+
+
+def vision_factor(processor: ProcessorMixin) -> int:
+    """The side multiple of frames and images for this processor: its patch size x merge size (28 for
+    Qwen2/2.5-VL, 32 for Qwen3-VL), read from the checkpoint's processor, never assumed."""
+    sizes = set()
+    for part in ("image_processor", "video_processor"):
+        sub = getattr(processor, part, None)
+        if sub is not None and getattr(sub, "patch_size", None) and getattr(sub, "merge_size", None):
+            sizes.add(int(sub.patch_size) * int(sub.merge_size))
+    if len(sizes) != 1:
+        raise ValueError(f"{type(processor).__name__}: cannot tell the vision side multiple (patch_size x "
+                         f"merge_size of its image and video processors: {sorted(sizes) or 'none'})")
+    return sizes.pop()

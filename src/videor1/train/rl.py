@@ -31,7 +31,14 @@ from videor1.train.data import QuestionSource
 from videor1.train.metrics import MetricsWriter
 from videor1.train.parallel import Parallel
 from videor1.train.rollout_step import RolloutBatch, collect
-from videor1.train.run import TrainResult, load_policy, make_optimizer, placement, start_run
+from videor1.train.run import (
+    TrainResult,
+    load_policy,
+    make_optimizer,
+    placement,
+    resolve_media_factor,
+    start_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +124,10 @@ def _parity_metrics(parity: list[Parity]) -> dict:
 def train(config: RLConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Run RL as configured."""
     run = config.run
+    processor = load_processor(config.model.path)
+    resolve_media_factor(config, processor)  # before start_run saves the config with the run
     accelerator, out_dir = start_run(config)
     parallel = Parallel(accelerator, run.sharding)
-    processor = load_processor(config.model.path)
     model = parallel.shard(load_policy(config.model, accelerator))
     reference = None
     if config.algo.beta > 0 and config.model.lora is None:

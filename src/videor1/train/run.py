@@ -41,6 +41,18 @@ def start_run(config):
     return accelerator, out_dir
 
 
+def resolve_media_factor(config, processor) -> None:
+    """Set `config.media.factor` from the checkpoint's processor (patch size x merge size): 28 for
+    Qwen2/2.5-VL, 32 for Qwen3-VL. A factor set in the recipe that differs is an error, not a guess."""
+    from videor1.models.loading import vision_factor
+
+    factor = vision_factor(processor)
+    if "factor" in config.media.model_fields_set and config.media.factor != factor:
+        raise ValueError(f"media.factor={config.media.factor}, but {config.model.path}'s processor needs "
+                         f"{factor} (patch size x merge size): drop media.factor, the checkpoint sets it")
+    config.media.factor = factor
+
+
 def placement(accelerator) -> torch.device | None:
     """Where to load weights: the process's device, or None under DeepSpeed (ZeRO-3 places them)."""
     return None if accelerator.state.deepspeed_plugin is not None else accelerator.device

@@ -34,7 +34,7 @@ from videor1.train.checkpoint import latest_checkpoint, load_checkpoint, save_ch
 from videor1.train.config import DataConfig, OptimConfig, RunConfig, StageConfig, load_config
 from videor1.train.metrics import MetricsWriter
 from videor1.train.parallel import Parallel
-from videor1.train.run import TrainResult, load_policy, make_optimizer, start_run
+from videor1.train.run import TrainResult, load_policy, make_optimizer, resolve_media_factor, start_run
 from videor1.train.sft_data import IGNORE, ExampleSource, held_out_examples, load_splits, with_targets
 
 log = logging.getLogger(__name__)
@@ -236,9 +236,10 @@ def train(config: SFTConfig, resume: bool = False, progress: bool = True,
     """Run SFT as configured. `stop_after`: end once this step is done (and checkpointed), as a
     preempted job would; `resume=True` continues from the run directory's latest checkpoint."""
     run = config.run
+    processor = load_processor(config.model.path)
+    resolve_media_factor(config, processor)  # before start_run saves the config with the run
     accelerator, out_dir = start_run(config)
     parallel = Parallel(accelerator, run.sharding)
-    processor = load_processor(config.model.path)
     model = parallel.shard(load_policy(config.model, accelerator))
     train_set, held_out_set = load_splits(config.data, run.seed)
     skips = SkipLog()
