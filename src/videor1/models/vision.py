@@ -41,7 +41,8 @@ def encode_vision(model, batch) -> dict:
         fields = {"pooler_output": tuple(out.pooler_output[items])}
         if getattr(out, "deepstack_features", None) is not None:
             fields["deepstack_features"] = [tuple(layer[items]) for layer in out.deepstack_features]
-        outputs[modality] = type(out)(**{**{k: v for k, v in out.items() if k != "last_hidden_state"}, **fields})
+        kept = {k: v for k, v in out.items() if k != "last_hidden_state"}
+        outputs[modality] = type(out)(**{**kept, **fields})
         first += len(grid)
     return outputs
 
