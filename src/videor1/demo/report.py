@@ -42,6 +42,8 @@ CURVES = (("reward/accuracy", "accuracy reward"),
           ("temporal/granted", "temporal bonus granted\n(share of video groups)"),
           ("temporal/changed_advantages", "bonus changed the advantages\n(share of video groups)"),
           ("response/length", "response length (tokens)"))
+# One line style per arm besides its colour: arms whose curves coincide stay visible.
+STYLES = ("-", "--", ":", "-.")
 # The ablation's columns: (name, breakdown, value, field of the reliance row). The shortcut's split
 # (docs/demo.md): "cue" breaks the direction questions into cue-consistent / cue-conflicting items.
 COLUMNS = (("conflicting ordered", "cue", "conflicting", "ordered"),
@@ -217,7 +219,7 @@ def plot_curves(demo: Demo, path: Path) -> Path:
             if by_step:
                 steps = sorted(by_step)
                 ax.plot(steps, _smooth([statistics.fmean(by_step[s]) for s in steps], window),
-                        label=arm.title, color=f"C{index}")
+                        label=arm.title, color=f"C{index}", linestyle=STYLES[index % len(STYLES)])
             ax.set_title(label, fontsize=9)
             ax.set_xlabel("RL step", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -227,7 +229,7 @@ def plot_curves(demo: Demo, path: Path) -> Path:
     legend_ax.legend(list(handles.values()), list(handles), loc="center", fontsize=8, frameon=False,
                      title=f"mean over seeds, moving average of {window} steps", title_fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -246,11 +248,11 @@ def plot_ablation(table: Table, path: Path) -> Path:
         return float(cell.split(" ")[0]) if cell != "–" else 0.0
 
     column = {name: 2 + i for i, name in enumerate(table.header[2:])}
-    bars = (("conflicting ordered", "cue-conflicting direction, ordered frames"),
-            ("conflicting shuffled", "cue-conflicting direction, shuffled frames"),
-            ("static ordered", "static questions, ordered frames"))
+    bars = (("conflicting ordered", "cue-conflicting direction,\nordered frames"),
+            ("conflicting shuffled", "cue-conflicting direction,\nshuffled frames"),
+            ("static ordered", "static questions,\nordered frames"))
     names = [textwrap.fill(row[0], 16) for row in table.rows]
-    fig, ax = plt.subplots(figsize=(max(6.5, 1.35 * len(names)), 4.2))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.35 * len(names)), 4.4))
     width = 0.8 / len(bars)
     for k, (key, label) in enumerate(bars):
         values = [mean(row[column[key]]) for row in table.rows]
@@ -260,9 +262,9 @@ def plot_ablation(table: Table, path: Path) -> Path:
     ax.set_ylabel("score %")
     ax.set_ylim(0, 100)
     # the legend above the axes: inside, it covered the last model's bars
-    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(bars), frameon=False)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(bars), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
