@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Lint first (pyflakes, pycodestyle with lines <= 110, import order): a lint error fails the suite, and CI.
+.venv/bin/ruff check .
 bash scripts/setup_vllm.sh
 status=0
 .venv/bin/python -m pytest -n 2 "$@" || status=$?

@@ -28,7 +28,7 @@ STAGE = {"allow_extra_args": True, "ignore_unknown_options": True}
 @dataclass(frozen=True)
 class Shortcut:
     """A command-line convenience that sets nested config keys: `--temperature 0.5` is
-    `sampling.temperature=0.5`; a flag (`value` None) sets `sets` when given."""
+    `sampling.temperature=0.5`; a flag (no `key`) sets `sets` when given."""
 
     name: str
     key: str | None = None  # the config key it sets (its help comes from that field)
