@@ -14,7 +14,7 @@ from videor1.eval.importers import lettered
 from videor1.eval.runner import media_config
 from videor1.media.sampling import EVAL_MAX_PIXELS, EVAL_MIN_PIXELS
 from videor1.prompts import load_template
-from videor1.rewards import PROBLEM_TYPES, extract_answer
+from videor1.rewards import PROBLEM_TYPES, extract_answer, get_problem_type
 from videor1.rollout.base import SamplingConfig
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -86,8 +86,8 @@ def infer(model_dir: str | Path | None, question: str, video: str | Path | None 
     if (video is None) == (image is None):
         raise ValueError("give exactly one of video or image")
     options = lettered(options or [])
-    if problem_type == "multiple choice" and len(options) < 2:
-        raise ValueError("a multiple-choice question needs at least two options")
+    if get_problem_type(problem_type).options and len(options) < 2:
+        raise ValueError(f"a {problem_type} question needs at least two options")
     path = Path(video if video is not None else image).expanduser().resolve()
     # Not validated: there is no ground truth; the record only carries the question to the prompt builder.
     record = EvalRecord.model_construct(problem_id="infer", problem=question,
