@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from videor1.annotate.run import AnnotateConfig
 from videor1.api.server import ServeConfig
 from videor1.cli import app
-from videor1.cli.options import _cli_type
+from videor1.cli.options import _cli_type, _model_of
 from videor1.eval.infer import InferConfig
 from videor1.eval.judge import EvalJudgeConfig
 from videor1.eval.runner import EvalConfig
@@ -61,6 +61,22 @@ def test_every_setting_is_an_option_with_its_fields_help(command):
         assert RENAMED.get(name, "--" + name.replace("_", "-")) in text, name
         assert " ".join(info.description.split()[:4]) in text, name
     assert "--config" in text and "--check" in text
+
+
+@pytest.mark.parametrize("command", ["rl", "sft"])
+def test_training_help_lists_every_setting_of_its_config(command):
+    from videor1.train.config import RLConfig
+    from videor1.train.sft import SFTConfig
+
+    text = " ".join(run(command, "--help").output.split())
+    schema = {"rl": RLConfig, "sft": SFTConfig}[command]
+    for section, info in schema.model_fields.items():
+        for name, field in getattr(_model_of(info.annotation), "model_fields", {}).items():
+            if _cli_type(field.annotation)[0] is None:  # a nested section (model.lora): its keys are listed
+                assert f"{section}.{name}." in text
+                continue
+            assert f"{section}.{name}:" in text
+            assert " ".join((field.description or "").split()[:3]) in text, f"{section}.{name}"
 
 
 def test_bad_settings_name_the_option_and_exit_2(tmp_path):

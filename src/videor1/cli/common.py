@@ -15,6 +15,8 @@ from typer.core import TyperGroup
 # Commands whose options are built from a config that imports torch: loaded only when named, so that
 # `videor1 --help` and the data commands answer at once. name -> (module, one-line summary for listings).
 LAZY = {
+    "rl": ("videor1.cli.train", "RL with T-GRPO or GRPO (under `accelerate launch` for several processes)."),
+    "sft": ("videor1.cli.train", "SFT cold start on chain-of-thought records."),
     "eval": ("videor1.cli.generate", "Evaluate a model on video benchmarks (per-category scores, temporal "
              "reliance; resumes)."),
     "eval-judge": ("videor1.cli.generate", "Ask a judge model whether each video response reasons over "

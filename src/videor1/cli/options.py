@@ -131,6 +131,24 @@ def resolve(schema: type[BaseModel], path: Path | None, given: dict[str, Any], o
     return schema.model_validate(data)
 
 
+def settings_help(schema: type[BaseModel]) -> str:
+    """Every setting of `schema` as `key=value` help, one paragraph per dotted key: its description and
+    default (a command's `--help` epilog)."""
+    from rich.markup import escape
+
+    def lines(model: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, info in model.model_fields.items():
+            nested = _model_of(info.annotation)
+            if nested is not None and not _cli_type(info.annotation)[0]:
+                out += lines(nested, f"{prefix}{name}.")
+            else:
+                out.append(f"{prefix}{name}: {_help(info)}")
+        return out
+
+    return "Settings (in the YAML recipe, or as key=value):\n\n" + "\n\n".join(map(escape, lines(schema, "")))
+
+
 def describe_errors(error: ValidationError, flags: dict[str, str]) -> str:
     """One line per problem, naming the option (or the key) to fix."""
     lines = []
