@@ -3,8 +3,10 @@
 - `common`: the app, its consoles and the error exit;
 - `options`: commands whose options are built from their typed config (`--config`, `key=value`, `--check`);
 - `data`: record files (validate, stats, mix, synth, import-bench), `prompt`, `model tiny`;
-- `stages`: training (`rl`, `sft`), `doctor`, `demo`;
-- `generate`: commands that run a model: `eval`, `eval-judge`, `infer`, `annotate`, `serve`.
+- `train`: the training stages, `rl` and `sft` (loaded when invoked);
+- `generate`: commands that run a model: `eval`, `eval-judge`, `infer`, `annotate`, `serve` (loaded when
+  invoked);
+- `stages`: `doctor`, `demo`.
 
 Heavy imports happen inside the commands, so that `videor1 --help` answers at once.
 """
