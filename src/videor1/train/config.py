@@ -28,11 +28,11 @@ class DataConfig(_Section):
                                          "datasets dir).")
     media_root: Path | None = Field(default=None, description="Root of the records' media paths (default: "
                                     "the file's dir).")
-    template: str = Field(default="video-r1",
-                          description="Prompt template: a preset name or a template file.")
     allow_outside_media_root: bool = Field(
         default=False, description="Accept records whose media path leads outside the media root (by default "
         "such a record is bad and skipped).")
+    template: str = Field(default="video-r1",
+                          description="Prompt template: a preset name or a template file.")
     max_prompt_tokens: int = Field(default=16384, ge=16, description="Token budget of a prompt; a record "
                                    "over it gets fewer frames, then fewer pixels, or is skipped — never "
                                    "truncated.")

@@ -142,6 +142,8 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
     # 4. Advantages (Eq. 2–3): the bonus on the correct responses, normalised per group.
     bonus = temporal_bonus(correct, r_t, G)
     if per_response:
+        if parallel is not None and parallel.lockstep:  # its forward runs a data-dependent number of times
+            raise ValueError("algo.temporal_credit=response does not run with sharded weights yet")
         credited = [b for b in videos if bool(correct[groups[b]].any())]  # only correct responses earn it
         reliance = order_reliances(questions, credited, inputs, vision, completions, config, policy, step,
                                    rank)
@@ -224,6 +226,28 @@ def shuffled_prompts(questions: list[Question], indices: list[int], inputs, visi
     return prompts, EncodedPrompts(batch, shuffled_vision), seeds
 
 
+def padding_generation(questions: list[Question], batch, vision: dict, config: RLConfig, engine: Engine,
+                       processor, seed: int) -> None:
+    """A generate call shaped like a shuffled group's (G~ responses to one prompt; its media encoded by
+    the engine under `frame` shuffling, precomputed otherwise) on the micro-batch's first question,
+    made only to keep sharded processes in step. Its responses are discarded."""
+    first = questions[0]
+    if config.media.shuffle == "temporal_patch":
+        one = {key: batch[key][:1] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        media = {"video": first.prompt.video, "image": first.prompt.image}
+        modality = next((name for name, item in media.items() if item is not None), None)
+        if modality is not None:  # the first row's media is the first item of its modality
+            grid = f"{modality}_grid_thw"
+            one[grid] = batch[grid][:1]
+            if modality == "video" and "second_per_grid_ts" in batch:
+                one["second_per_grid_ts"] = batch["second_per_grid_ts"][:1]
+        one_vision = {modality: select_items(vision, modality, [0])[modality]} if modality else {}
+        encoded = EncodedPrompts(one, one_vision)
+    else:
+        encoded = None
+    engine.generate([first.prompt], config.algo.num_shuffled, config.sampling, seeds=[seed], encoded=encoded)
+
+
 @torch.no_grad()
 def order_reliances(questions: list[Question], indices: list[int], inputs, vision: dict,
                     completions: Completions, config: RLConfig, policy, step: int, rank: int) -> Tensor:
@@ -284,28 +308,6 @@ def cue_statistics(records: list, texts: list[str], config: RLConfig) -> dict:
                                              [records[i].options for i in rows]))
     follows = is_correct(accuracy, config.algo.correct_threshold, config.algo.correct_rule)
     return {"shortcut/follows_cue": follows.float().mean().item(), "shortcut/conflicting": len(rows)}
-
-
-def padding_generation(questions: list[Question], batch, vision: dict, config: RLConfig, engine: Engine,
-                       processor, seed: int) -> None:
-    """A generate call shaped like a shuffled group's (G~ responses to one prompt; its media encoded by
-    the engine under `frame` shuffling, precomputed otherwise) on the micro-batch's first question,
-    made only to keep sharded processes in step. Its responses are discarded."""
-    first = questions[0]
-    if config.media.shuffle == "temporal_patch":
-        one = {key: batch[key][:1] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
-        media = {"video": first.prompt.video, "image": first.prompt.image}
-        modality = next((name for name, item in media.items() if item is not None), None)
-        if modality is not None:  # the first row's media is the first item of its modality
-            grid = f"{modality}_grid_thw"
-            one[grid] = batch[grid][:1]
-            if modality == "video" and "second_per_grid_ts" in batch:
-                one["second_per_grid_ts"] = batch["second_per_grid_ts"][:1]
-        one_vision = {modality: select_items(vision, modality, [0])[modality]} if modality else {}
-        encoded = EncodedPrompts(one, one_vision)
-    else:
-        encoded = None
-    engine.generate([first.prompt], config.algo.num_shuffled, config.sampling, seeds=[seed], encoded=encoded)
 
 
 def _with_frames(clip, frames):
