@@ -7,7 +7,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from videor1.data.synth import synthesize
 from videor1.media.loader import MediaConfig
+from videor1.models.tiny import build_tiny_from_records
 from videor1.train.sft import load_sft_config, train
 
 MEDIA = ["media.nframes=8", "media.video_min_pixels=7056", "media.video_max_pixels=7056",
@@ -33,6 +35,16 @@ def supervise(model_dir: Path, out_dir: Path, cot_file: Path, steps: int = 80, s
     train(load_sft_config(None, MEDIA + [f"{k}={v}" for k, v in overrides.items()]), progress=False)
     shutil.copytree(run / f"checkpoint-{steps}" / "hf", out_dir)
     return out_dir
+
+
+def build_rl_workspace(root: Path) -> Path:
+    """Synthetic data, a tiny Qwen2.5-VL (`tiny/`) and its brief SFT (`formatted/`) under `root`: the
+    workspace of the trainer tests, in the main environment and in the vLLM one."""
+    synthesize(root / "synth", n=48, seed=0)
+    data = [root / "synth" / "rl_train.json", root / "synth" / "cot_train.json"]
+    build_tiny_from_records(root / "tiny", data, "qwen2_5_vl", "tiny", 0)
+    supervise(root / "tiny", root / "formatted", root / "synth" / "cot_train.json")
+    return root
 
 
 def rl_overrides(root: Path, out: Path, model: str = "formatted", **extra) -> list[str]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("vllm")
+pytest.importorskip("vllm", reason="the vLLM engine's tests run in .venv-vllm (scripts/setup_vllm.sh), "
+                    "after the main suite, in scripts/test.sh")
 pytestmark = pytest.mark.vllm
 
 from videor1.media import FrameSampling  # noqa: E402

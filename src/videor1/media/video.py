@@ -261,6 +261,15 @@ def _to_array(frame: av.VideoFrame, rotation: int, height: int, width: int) -> n
     return pixels
 
 
+def _probe_samplable(container: av.container.InputContainer,
+                     path: Path) -> tuple[av.video.stream.VideoStream, VideoInfo, bool]:
+    """`_probe`, and TooFewFrames for a video of fewer than 2 frames (no temporal patch to sample)."""
+    stream, info, counted = _probe(container, path)
+    if info.total_frames < 2:
+        raise TooFewFrames(path, f"the video has {info.total_frames} frame(s); need at least 2")
+    return stream, info, counted
+
+
 def read_video(path: str | Path, sampling: FrameSampling, seek: bool = True) -> Clip:
     """Sample frames from the video at `path` following `sampling` (Qwen's frame and resize rules).
 
@@ -271,9 +280,7 @@ def read_video(path: str | Path, sampling: FrameSampling, seek: bool = True) -> 
     path = Path(path)
     with _open(path) as container:
         try:
-            stream, info, counted = _probe(container, path)
-            if info.total_frames < 2:
-                raise TooFewFrames(path, f"the video has {info.total_frames} frame(s); need at least 2")
+            stream, info, counted = _probe_samplable(container, path)
             try:
                 start_frame, end_frame, count = frame_range(sampling, info.total_frames, info.fps)
                 nframes = smart_nframes(sampling, count, info.fps)
@@ -307,9 +314,7 @@ def check_video(path: str | Path, frame_counts: tuple[int, ...] = (16, 32)) -> V
     path = Path(path)
     with _open(path) as container:
         try:
-            stream, info, counted = _probe(container, path)
-            if info.total_frames < 2:
-                raise TooFewFrames(path, f"the video has {info.total_frames} frame(s); need at least 2")
+            stream, info, counted = _probe_samplable(container, path)
             total = info.total_frames
             counts = {max(2, min(count, total)) for count in frame_counts}
             wanted = sorted({i for count in counts for i in frame_indices(total, count)})
