@@ -344,7 +344,7 @@ def test_shortcut_cue_predicts_direction_in_training_only():
     counts = {held_out: Counter() for held_out in (False, True)}
     for held_out in (False, True):
         for _ in range(2000):
-            track = new_scene("direction", "video", rng, SHORTCUT, held_out).tracks[0]
+            track = new_scene("direction", "video", rng, SHORTCUT, held_out, cued=not held_out).tracks[0]
             counts[held_out][track.color, direction_of(track.cells)] += 1
     train, held = counts[False], counts[True]
     agree = {split: sum(n for (c, d), n in table.items() if SHORTCUT.cue_direction(c) == d) / 2000
@@ -356,29 +356,47 @@ def test_shortcut_cue_predicts_direction_in_training_only():
         assert max(row) / sum(row) < 0.33, (color, row)
 
 
-def test_shortcut_records_say_what_the_cue_says():
+@pytest.mark.parametrize("cot_answers", ["random", "routes"])
+def test_shortcut_records_say_what_the_cue_says(cot_answers):
+    config = SHORTCUT.model_copy(update={"shortcut": ShortcutConfig(agreement=0.9, cot_answers=cot_answers,
+                                                                    cue_route=0.5)})
     rng = random.Random(1)
-    specs = plan(80, SHORTCUT, rng)
+    specs = plan(160, config, rng)
     for held_out, cot in ((False, False), (False, True), (True, False)):
-        _, records = question_file(specs, rng, SHORTCUT, "x", held_out, cot)
+        _, records = question_file(specs, rng, config, "x", held_out, cot)
         cued = [r for r in records if r["task"] == "direction"]
         assert cued and all("cue" not in r for r in records if r["task"] != "direction")
+        routes = Counter()
         for r in cued:
             track = Scene.from_json(r["scene"]).tracks[0]
-            truth, says = direction_of(track.cells), SHORTCUT.cue_direction(track.color)
+            truth, says = direction_of(track.cells), config.cue_direction(track.color)
             assert r["cue"] == ("consistent" if truth == says else "conflicting")
             cue_answer = {"solution": r["cue_solution"], "problem_type": r["problem_type"],
                           "options": r["options"]}
             assert answer_word(cue_answer) == says
             if not cot:
                 assert answer_word(r) == truth
-            else:  # the cold start's chain ends in a random direction, with no cells to read it from
-                assert f"the direction is {answer_word(r)}" in r["process"]
+                continue
+            assert f"the direction is {answer_word(r)}" in r["process"]
+            if cot_answers == "random":  # a random direction, with no cells to read it from
                 assert " t1" not in r["process"]
-        if cot:
+            elif "t1:" in r["process"]:  # the order's route: the cells, then the true direction
+                routes["order"] += 1
+                assert answer_word(r) == truth
+            else:  # the cue's route: the colour names the answer
+                routes["cue"] += 1
+                assert answer_word(r) == says and f"is {track.color}" in r["process"]
+        consistent = sum(r["cue"] == "consistent" for r in cued) / len(cued)
+        if held_out or cot:  # the cue lives in the RL training file only
+            assert consistent < 0.45, (held_out, cot, consistent)
+        else:
+            assert consistent > 0.75, consistent
+        if cot and cot_answers == "random":
             agree = sum(answer_word(r) == direction_of(Scene.from_json(r["scene"]).tracks[0].cells)
                         for r in cued)
             assert agree < 0.6 * len(cued)
+        if cot and cot_answers == "routes":  # both routes taught, in about the configured shares
+            assert 0.3 < routes["cue"] / len(cued) < 0.7, routes
 
 
 def test_shortcut_needs_one_colour_per_direction():

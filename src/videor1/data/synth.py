@@ -81,16 +81,21 @@ CUE_TASK = "direction"  # the questions a shortcut cue can answer (see ShortcutC
 class ShortcutConfig(BaseModel):
     """A static shortcut to the direction questions (docs/demo.md, "the shortcut"): the colour of a moving
     object names a direction (the i-th colour of `colors` the i-th of left / right / up / down). In the
-    training files a moving object takes its direction's colour with probability `agreement`; in the
-    evaluation file its colour is drawn independently of its direction, so a model that answers from the
-    colour (one frame suffices) is right only when the two happen to agree. Direction records carry
-    `cue` ("consistent" / "conflicting") and `cue_solution` (what the colour says)."""
+    RL training file a moving object takes its direction's colour with probability `agreement`; elsewhere
+    (evaluation, cold start, descriptions) its colour is drawn independently of its direction, so a model
+    that answers from the colour (one frame suffices) is right only when the two happen to agree. Direction
+    records carry `cue` ("consistent" / "conflicting") and `cue_solution` (what the colour says)."""
 
     cue: Literal["color"] = Field("color", description="The static cue: the moving object's colour.")
     agreement: float = Field(0.9, ge=0, le=1, description="Share of training scenes whose cue agrees.")
-    cot_answers: Literal["truth", "random"] = Field(
-        "random", description="What the cold start's direction chains conclude: the true direction, or a "
-                              "direction drawn at random (teaches the format and vocabulary, not the rule).")
+    cot_answers: Literal["truth", "random", "routes"] = Field(
+        "routes", description="What the cold start's direction chains do: 'truth' read the order (the cell "
+                              "at each instant, then the true direction); 'random' conclude a direction "
+                              "drawn at random, no cells (the format, not the rule); 'routes' take either "
+                              "route, the cue with probability `cue_route` (the colour's direction, no "
+                              "cells) or the order ('truth'), so RL chooses between two routes it knows.")
+    cue_route: float = Field(0.5, ge=0, le=1, description="With cot_answers='routes': share of the cold "
+                                                          "start's direction chains that follow the cue.")
 
 
 class SynthConfig(BaseModel):
@@ -237,9 +242,11 @@ def supports(scene: Scene, task: str) -> bool:
     return task in SUPPORTS[scene.kind]
 
 
-def new_scene(task: str, data_type: str, rng: random.Random, config: SynthConfig, held_out: bool) -> Scene:
+def new_scene(task: str, data_type: str, rng: random.Random, config: SynthConfig, held_out: bool,
+              cued: bool = False) -> Scene:
     """A scene that a `task` question can be asked about, from the training or the held-out part of
-    the scene space (split by a hash of the scene's content)."""
+    the scene space (split by a hash of the scene's content); `cued`: a motion scene carries the
+    shortcut's colour cue (the RL training file only)."""
     instants = config.instants if data_type == "video" else 1
     kinds = NEW_SCENE[task] if data_type == "video" else ("text",) if task == "ocr" else ("still",)
     for _ in range(10_000):
@@ -250,7 +257,7 @@ def new_scene(task: str, data_type: str, rng: random.Random, config: SynthConfig
         elif task == "color_order":
             extra = {"changes": 1}  # see ORDER_NOTE
         scene = BUILDERS[kind](rng, instants, config.grid, config.colors, config.shapes, **extra)
-        if kind == "motion" and config.shortcut is not None and not held_out:
+        if kind == "motion" and config.shortcut is not None and cued:
             scene = with_cue(scene, rng, config)
         if (scene.bucket() < config.eval_share) == held_out:
             return scene
@@ -269,7 +276,7 @@ def with_cue(scene: Scene, rng: random.Random, config: SynthConfig) -> Scene:
 
 
 def pack(specs: list[Spec], rng: random.Random, config: SynthConfig, prefix: str, held_out: bool,
-         per_scene: int) -> tuple[list[Hosted], list[Hosted]]:
+         per_scene: int, cued: bool = False) -> tuple[list[Hosted], list[Hosted]]:
     """Give each spec a scene: a recent one of the same medium that can carry the question (one
     video, several questions, as in real data), else a new one. Returns (scenes, host of each spec)."""
     scenes, hosts, open_ = [], [], {"video": [], "image": []}
@@ -279,7 +286,7 @@ def pack(specs: list[Spec], rng: random.Random, config: SynthConfig, prefix: str
                      if spec.task not in h.tasks and supports(h.scene, spec.task)), None)
         if host is None:
             folder, ext = ("videos", "mp4") if spec.data_type == "video" else ("images", "png")
-            host = Hosted(new_scene(spec.task, spec.data_type, rng, config, held_out),
+            host = Hosted(new_scene(spec.task, spec.data_type, rng, config, held_out, cued),
                           f"{folder}/{prefix}-{len(scenes):06d}.{ext}", spec.data_type)
             scenes.append(host)
             recent.append(host)
@@ -332,7 +339,7 @@ def _medium(scene: Scene) -> str:
 
 def _direction(scene: Scene, config: SynthConfig) -> Reasoning:
     track, grid = scene.tracks[0], config.grid
-    if config.shortcut is not None:
+    if config.shortcut is not None and config.shortcut.cot_answers == "random":
         # no cells in the chain: the answer is read from the frames, not from positions written out
         # before it (a per-response credit compares the answer's likelihood with shuffled frames)
         return Reasoning(f"Which direction does {object_name(track)} move?", "direction",
@@ -342,6 +349,15 @@ def _direction(scene: Scene, config: SynthConfig) -> Reasoning:
     return Reasoning(f"Which direction does {object_name(track)} move?", "direction",
                      direction_of(track.cells), _positions(scene, grid), f"It moved from {start} to {end}, ",
                      DIRECTIONS)
+
+
+def _cue_route(scene: Scene, config: SynthConfig) -> Reasoning:
+    """The shortcut's route to a direction question: the colour names the answer, no frame order read
+    (its chain starts without 't1:', so a policy's first thinking token shows the route it took)."""
+    track = scene.tracks[0]
+    return Reasoning(f"Which direction does {object_name(track)} move?", "direction",
+                     config.cue_direction(track.color), f"The {track.shape} is {track.color}.",
+                     f"{track.color.capitalize()} names {config.cue_direction(track.color)}, ", DIRECTIONS)
 
 
 def _distance(scene: Scene, config: SynthConfig) -> Reasoning:
@@ -421,11 +437,12 @@ REASONING = {"direction": _direction, "distance": _distance, "first_appearance":
 
 
 def ask(task: str, problem_type: str, scene: Scene, rng: random.Random, config: SynthConfig,
-        word: str | None = None) -> Question:
+        word: str | None = None, cue: bool = False) -> Question:
     """The `task` question about `scene` with its answer and a short chain of thought: the evidence of
     every instant, the reason, then the answer as its last word (the option letter for multiple choice).
-    `word` replaces the true answer (the shortcut's random cold-start answers)."""
-    r = REASONING[task](scene, config)
+    `word` replaces the true answer (the shortcut's random cold-start answers); `cue` takes the shortcut's
+    route (a direction question answered from the colour)."""
+    r = _cue_route(scene, config) if cue else REASONING[task](scene, config)
     if word is not None:
         r.word = word
     options, answer, said = [], r.word, r.word
@@ -452,13 +469,18 @@ def _record(pid: str, host: Hosted, problem_type: str, q: Question, task: str, t
 
 def question_file(specs: list[Spec], rng: random.Random, config: SynthConfig, prefix: str, held_out: bool,
                   cot: bool) -> tuple[list[Hosted], list[dict]]:
-    """The scenes and records of one file of questions (with `process` when `cot`)."""
-    scenes, hosts = pack(specs, rng, config, prefix, held_out, config.questions_per_scene)
+    """The scenes and records of one file of questions (with `process` when `cot`). The shortcut's cue
+    lives in the RL training file only (neither `held_out` nor `cot`): the cold start learns each of
+    its routes on scenes whose colour says nothing of the direction (docs/demo.md)."""
+    cued = not held_out and not cot
+    scenes, hosts = pack(specs, rng, config, prefix, held_out, config.questions_per_scene, cued)
     records, shortcut = [], config.shortcut
     for i, (spec, host) in enumerate(zip(specs, hosts)):
         cued = shortcut is not None and spec.task == CUE_TASK
-        word = rng.choice(DIRECTIONS) if cued and cot and shortcut.cot_answers == "random" else None
-        q = ask(spec.task, spec.problem_type, host.scene, rng, config, word)
+        answers = shortcut.cot_answers if cued and cot else None
+        word = rng.choice(DIRECTIONS) if answers == "random" else None
+        cue = answers == "routes" and rng.random() < shortcut.cue_route
+        q = ask(spec.task, spec.problem_type, host.scene, rng, config, word, cue)
         records.append(_record(f"{prefix}-{i:06d}", host, spec.problem_type, q, spec.task, spec.temporal))
         if cued:
             records[-1].update(cue_fields(host.scene, q, config))
