@@ -470,16 +470,23 @@ def _record(pid: str, host: Hosted, problem_type: str, q: Question, task: str, t
 def question_file(specs: list[Spec], rng: random.Random, config: SynthConfig, prefix: str, held_out: bool,
                   cot: bool) -> tuple[list[Hosted], list[dict]]:
     """The scenes and records of one file of questions (with `process` when `cot`). The shortcut's cue
-    lives in the RL training file only (neither `held_out` nor `cot`): the cold start learns each of
-    its routes on scenes whose colour says nothing of the direction (docs/demo.md)."""
-    cued = not held_out and not cot
-    scenes, hosts = pack(specs, rng, config, prefix, held_out, config.questions_per_scene, cued)
+    lives in the RL training file only (neither `held_out` nor `cot`). In the cold start's routes
+    (docs/demo.md) the order's route is taught on scenes whose colour says nothing of the direction, the
+    cue's route on scenes of its own whose colour names the true direction: no chain of either route ever
+    concludes a direction the frames contradict."""
+    scenes, hosts = pack(specs, rng, config, prefix, held_out, config.questions_per_scene,
+                         cued=not held_out and not cot)
     records, shortcut = [], config.shortcut
     for i, (spec, host) in enumerate(zip(specs, hosts)):
         cued = shortcut is not None and spec.task == CUE_TASK
         answers = shortcut.cot_answers if cued and cot else None
         word = rng.choice(DIRECTIONS) if answers == "random" else None
         cue = answers == "routes" and rng.random() < shortcut.cue_route
+        if cue:  # a scene of its own, coloured by its direction
+            agreeing = config.model_copy(update={"shortcut": shortcut.model_copy(update={"agreement": 1.0})})
+            host = Hosted(new_scene(spec.task, spec.data_type, rng, agreeing, held_out, cued=True),
+                          f"videos/{prefix}-{len(scenes):06d}.mp4", spec.data_type, [spec.task])
+            scenes.append(host)
         q = ask(spec.task, spec.problem_type, host.scene, rng, config, word, cue)
         records.append(_record(f"{prefix}-{i:06d}", host, spec.problem_type, q, spec.task, spec.temporal))
         if cued:
