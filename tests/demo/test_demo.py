@@ -117,6 +117,11 @@ def test_quick_demo_end_to_end_and_resume(tmp_path):
         assert len(cells) == len(header) and all(_number(c) for c in cells[5:]), rows[title]
     bonus = md.split("## Where the temporal bonus acted")[1].split("\n## ")[0]
     assert "T-GRPO (bonus on the advantage)" in bonus
+    learning = md.split("## On the training distribution")[1].split("\n## ")[0]
+    learned = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")
+               for line in learning.splitlines() if line.startswith("| ")}
+    for arm in recipe.arms:  # the accuracy reward early and late in RL, from each arm's own metrics
+        assert all(_number(c) for c in learned[arm.title][1:3]), learned[arm.title]
 
     # every stage ran through the real commands and recorded them
     stages = {p.relative_to(out / "stages").with_suffix("").as_posix()

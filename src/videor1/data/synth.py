@@ -89,7 +89,7 @@ class ShortcutConfig(BaseModel):
     cue: Literal["color"] = Field("color", description="The static cue: the moving object's colour.")
     agreement: float = Field(0.9, ge=0, le=1, description="Share of training scenes whose cue agrees.")
     cot_answers: Literal["truth", "random", "routes"] = Field(
-        "routes", description="What the cold start's direction chains do: 'truth' read the order (the cell "
+        "truth", description="What the cold start's direction chains do: 'truth' read the order (the cell "
                               "at each instant, then the true direction); 'random' conclude a direction "
                               "drawn at random, no cells (the format, not the rule); 'routes' take either "
                               "route, the cue with probability `cue_route` (the colour's direction, no "

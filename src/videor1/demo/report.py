@@ -168,6 +168,34 @@ def bonus_table(demo: Demo) -> Table:
                   "shuffled group skipped (%)"], rows)
 
 
+def learning_table(demo: Demo) -> Table:
+    """Per arm, on the RL training distribution (where the colour names the direction 90 % of the time):
+    the accuracy reward and the share of answers to cue-conflicting questions that follow the cue, over the
+    first and the last fifth of the RL steps (mean ± spread over seeds): whether RL learned, and which route
+    it took. A fifth, not less: about one RL question in thirty is cue-conflicting."""
+    rows = []
+    for arm in demo.recipe.arms:
+        per_seed: dict[str, list[float]] = {}
+        for a, _, run in demo.runs():
+            if a.name != arm.name:
+                continue
+            steps = read_metrics(demo.out / "rl" / run / "metrics.jsonl")
+            fifth = max(1, len(steps) // 5)
+            for key, weight in (("reward/accuracy", None), ("shortcut/follows_cue", "shortcut/conflicting")):
+                for part, window in (("first", steps[:fifth]), ("last", steps[-fifth:])):
+                    pairs = [(m[key], m[weight] if weight else 1.0) for m in window
+                             if m.get(key) is not None and (weight is None or m.get(weight))]
+                    if pairs:  # follows_cue weighted by the cue-conflicting answers behind it
+                        per_seed.setdefault(f"{key} {part}", []).append(
+                            sum(v * w for v, w in pairs) / sum(w for _, w in pairs))
+        if per_seed:
+            rows.append([arm.title] + [mean_spread(per_seed.get(f"{key} {part}", []))
+                                       for key in ("reward/accuracy", "shortcut/follows_cue")
+                                       for part in ("first", "last")])
+    return Table(["arm", "accuracy reward, first 20 % of steps", "last 20 %",
+                  "answers following the cue (cue-conflicting), first 20 %", "last 20 %"], rows)
+
+
 def _markers(demo: Demo) -> list[dict]:
     """What each finished stage recorded (commands, seconds), in pipeline order, with `finished`: the
     time its marker was written."""
@@ -275,6 +303,7 @@ def write_report(demo: Demo) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ablation = ablation_table(demo)
     bonus = bonus_table(demo)
+    learning = learning_table(demo)
     times, total, elapsed = time_table(demo)
     plots = [plot_curves(demo, out / "curves.png"), plot_ablation(ablation, out / "ablation.png")]
     versions = Table(["library", "version"], [[k, v] for k, v in demo.versions.items()])
@@ -293,6 +322,9 @@ def write_report(demo: Demo) -> Path:
     configs = _configs(demo)
     sections = [
         ("Training curves (like Figure 5)", "curves"),
+        ("On the training distribution", "RL's own rollouts (sampled at the RL temperature), in %: the "
+         "accuracy reward over all questions and the share of answers to cue-conflicting direction "
+         "questions that name the colour's direction, early and late in RL.", learning),
         ("Ablation (like Table 2)", score_note, ablation, best_gap(demo), best_gap(demo, "temporal reliance"),
          "ablation"),
         ("Where the temporal bonus "
