@@ -363,7 +363,8 @@ def test_shortcut_records_say_what_the_cue_says(cot_answers):
     rng = random.Random(1)
     specs = plan(160, config, rng)
     for held_out, cot in ((False, False), (False, True), (True, False)):
-        _, records = question_file(specs, rng, config, "x", held_out, cot)
+        scenes, records = question_file(specs, rng, config, "x", held_out, cot)
+        assert {h.media for h in scenes} == {r["path"] for r in records}  # no video rendered for nothing
         cued = [r for r in records if r["task"] == "direction"]
         assert cued and all("cue" not in r for r in records if r["task"] != "direction")
         routes = Counter()

@@ -474,19 +474,27 @@ def question_file(specs: list[Spec], rng: random.Random, config: SynthConfig, pr
     (docs/demo.md) the order's route is taught on scenes whose colour says nothing of the direction, the
     cue's route on scenes of its own whose colour names the true direction: no chain of either route ever
     concludes a direction the frames contradict."""
-    scenes, hosts = pack(specs, rng, config, prefix, held_out, config.questions_per_scene,
-                         cued=not held_out and not cot)
-    records, shortcut = [], config.shortcut
-    for i, (spec, host) in enumerate(zip(specs, hosts)):
+    shortcut = config.shortcut
+    answers = shortcut.cot_answers if shortcut is not None and cot else None
+    # the route of each cold-start direction chain, drawn before packing: a cue-route question gets no
+    # packed scene, so no video is rendered for a question that does not use it
+    cue_route = [answers == "routes" and spec.task == CUE_TASK and rng.random() < shortcut.cue_route
+                 for spec in specs]
+    scenes, packed = pack([spec for spec, cue in zip(specs, cue_route) if not cue], rng, config, prefix,
+                          held_out, config.questions_per_scene, cued=not held_out and not cot)
+    packed = iter(packed)
+    if any(cue_route):
+        agreeing = config.model_copy(update={"shortcut": shortcut.model_copy(update={"agreement": 1.0})})
+    records = []
+    for i, (spec, cue) in enumerate(zip(specs, cue_route)):
         cued = shortcut is not None and spec.task == CUE_TASK
-        answers = shortcut.cot_answers if cued and cot else None
-        word = rng.choice(DIRECTIONS) if answers == "random" else None
-        cue = answers == "routes" and rng.random() < shortcut.cue_route
+        word = rng.choice(DIRECTIONS) if cued and answers == "random" else None
         if cue:  # a scene of its own, coloured by its direction
-            agreeing = config.model_copy(update={"shortcut": shortcut.model_copy(update={"agreement": 1.0})})
             host = Hosted(new_scene(spec.task, spec.data_type, rng, agreeing, held_out, cued=True),
                           f"videos/{prefix}-{len(scenes):06d}.mp4", spec.data_type, [spec.task])
             scenes.append(host)
+        else:
+            host = next(packed)
         q = ask(spec.task, spec.problem_type, host.scene, rng, config, word, cue)
         records.append(_record(f"{prefix}-{i:06d}", host, spec.problem_type, q, spec.task, spec.temporal))
         if cued:
