@@ -58,29 +58,27 @@ def handler_for(script: Script):
                 script.active += 1
                 script.most_active = max(script.most_active, script.active)
                 step = script.plan.pop(0) if script.plan else None
-            try:
-                time.sleep(script.delay)
-                text = json.dumps(body["messages"])
-                if step is not None:
-                    status, headers = step
-                    self._answer(status,
-                                 {"error": {"message": f"scripted {status}", "type": "x", "param": None,
-                                                    "code": None}}, headers)
-                elif script.fail_on and script.fail_on in text:
-                    self._answer(400, {"error": {"message": "this one is bad",
-                                                 "type": "invalid_request_error", "param": None,
-                                                 "code": None}})
-                else:
-                    self._answer(200, {"id": "x", "object": "chat.completion", "created": 0,
-                                       "model": body["model"],
-                                       "choices": [{"index": 0, "finish_reason": "stop",
-                                                    "message": {"role": "assistant",
-                                                                "content": f"echo {text}"}}],
-                                       "usage": {"prompt_tokens": 1, "completion_tokens": 7,
-                                                 "total_tokens": 8}})
-            finally:
-                with script.lock:
-                    script.active -= 1
+            time.sleep(script.delay)
+            with script.lock:  # counted down before answering: once the reply is written the client may
+                script.active -= 1  # send its next request, which must not overlap this one in the count
+            text = json.dumps(body["messages"])
+            if step is not None:
+                status, headers = step
+                self._answer(status,
+                             {"error": {"message": f"scripted {status}", "type": "x", "param": None,
+                                        "code": None}}, headers)
+            elif script.fail_on and script.fail_on in text:
+                self._answer(400, {"error": {"message": "this one is bad",
+                                             "type": "invalid_request_error", "param": None,
+                                             "code": None}})
+            else:
+                self._answer(200, {"id": "x", "object": "chat.completion", "created": 0,
+                                   "model": body["model"],
+                                   "choices": [{"index": 0, "finish_reason": "stop",
+                                                "message": {"role": "assistant",
+                                                            "content": f"echo {text}"}}],
+                                   "usage": {"prompt_tokens": 1, "completion_tokens": 7,
+                                             "total_tokens": 8}})
 
     return Handler
 
