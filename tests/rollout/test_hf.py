@@ -13,6 +13,7 @@ from videor1.models.loading import ModelOptions, load_model, load_processor
 from videor1.models.tiny import build_tiny_from_records
 from videor1.models.vision import encode_vision, shallow_copy
 from videor1.rollout import EncodedPrompts, HFEngine, SamplingConfig
+from videor1.rollout.hf import _RowStreams, inverse_transform
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mini"
 SAMPLING = SamplingConfig(temperature=0.9, top_p=0.95, top_k=40, max_new_tokens=16)
@@ -37,22 +38,58 @@ def prompts() -> list[Prompt]:
             Prompt("Which way?", video=short)]
 
 
-def test_a_seeded_call_draws_what_transformers_draws_after_manual_seed(engine, prompts):
-    """Oracle: `generate(do_sample=True)` itself, after torch.manual_seed, with the vision computed inside."""
-    batch = encode(engine.processor, prompts)
-    inputs = {k: v for k, v in batch.items() if k != "video_metadata"}
-    with torch.random.fork_rng():
-        torch.manual_seed(3)
-        expected = engine.model.generate(
-            **inputs, do_sample=True, temperature=SAMPLING.temperature, top_p=SAMPLING.top_p,
-            top_k=SAMPLING.top_k, max_new_tokens=SAMPLING.max_new_tokens, num_return_sequences=3,
-            eos_token_id=engine.eos_ids, pad_token_id=engine.pad_id, suppress_tokens=engine.suppressed)
+def test_the_sampler_draws_the_warped_distribution_and_nothing_outside_it():
+    """Oracle: transformers' warpers in transformers' order give the distribution; 40,000 rows of one
+    distribution, drawn through the engine's last logits processor, hit each token as often as it says
+    (within 5 standard errors) and never a token of probability 0 (cut by top-k / top-p, suppressed)."""
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    rows, vocab = 40_000, 60
+    logits = torch.randn(1, vocab, generator=torch.Generator().manual_seed(0)) * 2
+    logits[0, 7] = float("-inf")  # a suppressed token
+    expected = logits
+    for warper in (TemperatureLogitsWarper(SAMPLING.temperature), TopKLogitsWarper(SAMPLING.top_k),
+                   TopPLogitsWarper(SAMPLING.top_p)):
+        expected = warper(None, expected)
+    expected = torch.softmax(expected, dim=-1)[0].double()
+    assert 0 < int((expected > 0).sum()) < 40  # top-p cut below top-k's 40
+    sampler = _RowStreams(SAMPLING, [torch.Generator().manual_seed(1)], None)
+    scores = sampler(None, logits.expand(rows, vocab).clone())
+    tokens = scores.argmax(dim=-1)
+    assert torch.equal((scores == 0).sum(dim=-1), torch.ones(rows, dtype=torch.long))  # one-hot rows
+    counts = torch.bincount(tokens, minlength=vocab).double() / rows
+    assert (counts[expected == 0] == 0).all()
+    error = (expected * (1 - expected) / rows).sqrt()
+    assert ((counts - expected).abs() <= 5 * error + 1e-12).all()
+
+
+def test_inverse_transform_never_draws_a_zero_probability_token_at_the_edges():
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0]])
+    for u in (0.0, 0.25, 0.5 - 1e-12, 0.5, 1.0 - 1e-16, 1.0):  # u = 1.0: u * total rounded to the total
+        tokens = inverse_transform(probs, torch.full((2, 1), u, dtype=torch.float64))
+        assert probs.gather(1, tokens).gt(0).all(), u
+
+
+def test_a_seeded_call_is_reproducible_and_leaves_the_global_stream_alone(engine, prompts):
     state = torch.random.get_rng_state()
     out = engine.generate(prompts, 3, SAMPLING, seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global stream is left as it was
-    expected = expected[:, batch["input_ids"].shape[1]:][:, :out.ids.shape[1]]
-    assert torch.equal(out.ids, expected.masked_fill(out.mask == 0, engine.pad_id))
+    assert torch.equal(engine.generate(prompts, 3, SAMPLING, seed=3).ids, out.ids)
+    assert not torch.equal(engine.generate(prompts, 3, SAMPLING, seed=4).ids, out.ids)
     assert out.lengths.sum() > 9 and len(set(out.texts)) > 1  # sampled, and the samples differ
+    # every first token lies in the support of the warped distribution of the prompt's next token
+    batch = encode(engine.processor, prompts)
+    with torch.no_grad():
+        logits = engine.model(**{k: v for k, v in batch.items() if k != "video_metadata"}).logits[:, -1]
+    logits[:, engine.suppressed] = float("-inf")
+    first = out.ids[:, 0].view(len(prompts), 3)
+    for warper in _RowStreams(SAMPLING, [], None).warpers:
+        logits = warper(None, logits)
+    assert torch.isfinite(logits.gather(1, first)).all()
 
 
 def test_per_prompt_streams_do_not_depend_on_the_other_prompts_of_the_call(engine, prompts):

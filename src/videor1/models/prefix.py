@@ -61,6 +61,37 @@ class _PrefixLayer(DynamicLayer):
         return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
 
 
+class _ReservedLayer(DynamicLayer):
+    """Generation after `prefill`: the repeated prompt's keys and values (B*n, heads, P-1, d) in a buffer
+    with room for `room` more positions. Each step writes its keys and values in place and returns views
+    of the filled part; DynamicLayer instead concatenates the whole cache into a new tensor every token
+    (17 % of generation at bench/rl_vs_trl.py's shapes). Past the room it grows by doubling."""
+
+    def __init__(self, keys: Tensor, values: Tensor, room: int):
+        super().__init__()
+        self.device, self.is_initialized, self.length = keys.device, True, keys.shape[-2]
+        self._keys, self._values = (_reserve(states, self.length + room) for states in (keys, values))
+        self.keys, self.values = keys, values
+
+    def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+        end = self.length + key_states.shape[-2]
+        if end > self._keys.shape[-2]:
+            self._keys, self._values = (_reserve(buffer[..., :self.length, :], 2 * end)
+                                        for buffer in (self._keys, self._values))
+        self._keys[..., self.length:end, :] = key_states
+        self._values[..., self.length:end, :] = value_states
+        self.length = end
+        self.keys, self.values = self._keys[..., :end, :], self._values[..., :end, :]
+        return self.keys, self.values
+
+
+def _reserve(states: Tensor, capacity: int) -> Tensor:
+    """A (B, heads, capacity, d) buffer that starts with `states` (B, heads, L, d)."""
+    buffer = states.new_empty(*states.shape[:-2], capacity, states.shape[-1])
+    buffer[..., :states.shape[-2], :] = states
+    return buffer
+
+
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -165,11 +196,13 @@ def prefix_logits(model, batch, completion_ids: Tensor, completion_mask: Tensor,
 
 
 @torch.no_grad()
-def prefill(model, batch, vision: dict, n: int) -> tuple[Cache, Tensor] | None:
+def prefill(model, batch, vision: dict, n: int, room: int = 0) -> tuple[Cache, Tensor] | None:
     """Generation's prefill, once per prompt instead of once per response: the B prompts without their
     last token run once, their cache is repeated to B*n rows (row b*n+i: response i of prompt b), and the
     M-RoPE offsets (B*n, 1) to set as the model's `rope_deltas` are returned with it. `generate` on the
     B*n repeated prompts with this cache then runs their last token and decodes as after its own prefill.
+    `room`: positions reserved after the prompt for the tokens to come (the last prompt token and the
+    new ones), written in place as they are decoded.
 
     None where that would not be exact: prompts without media (generate numbers their tokens its own
     way), a prompt whose last token is not its largest position (M-RoPE's temporal positions of a long
@@ -193,18 +226,20 @@ def prefill(model, batch, vision: dict, n: int) -> tuple[Cache, Tensor] | None:
     inner(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], mm_token_type_ids=types[:, :-1],
           mm_encoder_outputs=dict(vision), position_ids=positions[..., :-1], use_cache=True,
           **{cache_argument(): cache}, **_timing(batch))
-    cache.batch_repeat_interleave(n)
+    cache = Cache(layers=[_ReservedLayer(layer.keys.repeat_interleave(n, 0),
+                                         layer.values.repeat_interleave(n, 0), room)
+                          for layer in cache.layers])
     return cache, deltas.repeat_interleave(n, 0)
 
 
-def prefilled_inputs(model, batch, vision: dict, n: int) -> dict | None:
+def prefilled_inputs(model, batch, vision: dict, n: int, new_tokens: int = 0) -> dict | None:
     """`generate`'s inputs for n responses per prompt from `prefill`: the prompts repeated n times
-    (input_ids, attention_mask, mm_token_type_ids (B*n, P)) with the cache of their first P-1 tokens,
-    to generate with num_return_sequences=1; the model's `rope_deltas` are set to match. None where
-    `prefill` is (generate then prefills the n copies itself)."""
+    (input_ids, attention_mask, mm_token_type_ids (B*n, P)) with the cache of their first P-1 tokens and
+    room for the last one and `new_tokens` more, to generate with num_return_sequences=1; the model's
+    `rope_deltas` are set to match. None where `prefill` is (generate then prefills the n copies itself)."""
     from videor1.models.compat import cache_argument
 
-    prefilled = prefill(model, batch, vision, n)
+    prefilled = prefill(model, batch, vision, n, room=1 + new_tokens)
     if prefilled is None:
         return None
     cache, deltas = prefilled
