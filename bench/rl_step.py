@@ -9,11 +9,13 @@ Then runs of `videor1.train.rl.train`, each 1 warm-up step + --steps timed steps
 repeated --rounds times in rotated order (other processes on a shared machine then slow every arm alike):
 
 1. GRPO                   algo.name=grpo
-2. T-GRPO, reference way  media.shuffle=frame, algo.skip_shuffled=false, and vision per sequence: the
-                          policy and reference log-prob forwards get the pixels repeated G times, so every
-                          sequence re-encodes its video (`sequence_logprobs_per_sequence` below)
+2. T-GRPO, reference way  media.shuffle=frame, algo.skip_shuffled=false, generation prefills each of
+                          a prompt's G copies (transformers' num_return_sequences), and vision per
+                          sequence: the policy and reference log-prob forwards run whole sequences with
+                          the pixels repeated G times, so every sequence re-encodes its video and its
+                          prompt (`sequence_logprobs_per_sequence` below)
 3. T-GRPO, our way        the defaults: media.shuffle=temporal_patch, algo.skip_shuffled=true, each
-                          prompt's vision embeddings shared by its G sequences
+                          prompt's vision embeddings and prompt computed once for its G sequences
 
 A step's time is the wall clock between two consecutive metrics.jsonl lines (the trainer writes one
 per step): everything a step does, including the question preparation and the reference log-prob
@@ -141,8 +143,9 @@ def sequence_logprobs_per_sequence(model, batch, completion_ids, completion_mask
 @contextlib.contextmanager
 def vision_per_sequence():
     """Route the trainer's policy and reference log-prob forwards through the baseline (and skip the
-    shared vision pass that the baseline would not use)."""
-    with mock.patch.object(rl, "sequence_logprobs", sequence_logprobs_per_sequence), \
+    shared vision pass that the baseline would not use); generation prefills every copy of a prompt."""
+    with mock.patch.object(HFEngine, "prefill_once", False), \
+            mock.patch.object(rl, "sequence_logprobs", sequence_logprobs_per_sequence), \
             mock.patch.object(logprobs, "sequence_logprobs", sequence_logprobs_per_sequence), \
             mock.patch.object(rl, "encode_vision", lambda model, batch: {}), \
             mock.patch.object(logprobs, "encode_vision", lambda model, batch: {}):

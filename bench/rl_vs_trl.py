@@ -18,11 +18,11 @@ Three tables:
    (`GRPOTrainer`), runs alternated in rotated order, each 1 warm-up step + --steps timed steps.
 
 A step's wall clock is measured from its start to its end; before a step starts, the script waits up to
---gate-wait s for the other processes to keep fewer than --max-others cores busy. A step during which this
-process's threads waited for a core (run-queue delay) more than --max-wait of its time is disturbed and
-left out of the medians; where no step of an arm was quiet, all count (the tables say how many were
-quiet). On a shared machine the absolute times move with the load; compare the ratios, all measured in
-one sitting, the arms alternated.
+--gate-wait s for the other processes to keep fewer than --max-others cores busy; a step during which
+they kept more busy on average (the machine's busy time less this process's) is disturbed and left out
+of the medians; where no step of an arm was quiet, all count (the tables say how many were quiet). On a
+shared machine the absolute times move with the load; compare the ratios, all measured in one sitting,
+the arms alternated.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def prompt_tokens(data: Path, model_dir: Path) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# Disturbance: how long this process's threads waited for a core during a step.
+# Disturbance: how many cores the other processes kept busy during a step.
 # --------------------------------------------------------------------------------------------------
 
 def _busy_seconds() -> float:
@@ -134,44 +134,51 @@ def _busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _waited_seconds() -> float:
-    """Seconds this process's threads have spent runnable but waiting for a core (run-queue delay,
-    /proc/self/task/*/schedstat): zero on an idle machine, whatever this process's own threads do."""
-    total = 0
-    for task in Path("/proc/self/task").iterdir():
-        with contextlib.suppress(OSError):
-            total += int((task / "schedstat").read_text().split()[1])
-    return total / 1e9
+class _Others:
+    """Cores the other processes kept busy since the last `reading()`: the machine's busy CPU seconds
+    less this process's own (all its threads: a trainer's background threads are its own work), over
+    the wall seconds between. A process's run-queue delay would not do: one whose threads outnumber the
+    cores waits on itself."""
+
+    def __init__(self):
+        self._last = (time.perf_counter(), _busy_seconds(), time.process_time())
+
+    def reading(self) -> tuple[float, float]:
+        """(wall seconds, cores busy with other processes) since the previous reading."""
+        now = (time.perf_counter(), _busy_seconds(), time.process_time())
+        wall = now[0] - self._last[0]
+        others = max(0.0, (now[1] - self._last[1]) - (now[2] - self._last[2])) / wall
+        self._last = now
+        return wall, others
 
 
 class StepClock:
-    """Per step: wall seconds, and the share of them this process's threads waited for a core."""
+    """Per step: wall seconds, and the cores other processes kept busy meanwhile."""
 
     def __init__(self, max_others: float, gate_wait: float):
         self.max_others, self.gate_wait = max_others, gate_wait
         self.steps: list[dict] = []
-        self._start: tuple[float, float] | None = None
+        self._clock: _Others | None = None
 
     def gate(self) -> None:
         """Wait (up to gate_wait s) for half a second in which the other processes keep fewer than
-        max_others cores busy (this one sleeps meanwhile)."""
-        deadline = time.perf_counter() + self.gate_wait
+        max_others cores busy."""
+        deadline, clock = time.perf_counter() + self.gate_wait, _Others()
         while time.perf_counter() < deadline:
-            wall, busy = time.perf_counter(), _busy_seconds()
             time.sleep(0.5)
-            if (_busy_seconds() - busy) / (time.perf_counter() - wall) <= self.max_others:
+            if clock.reading()[1] <= self.max_others:
                 return
 
     def start(self) -> None:
         self.gate()
-        self._start = (time.perf_counter(), _waited_seconds())
+        self._clock = _Others()
 
     def stop(self) -> None:
-        if self._start is None:
+        if self._clock is None:
             return
-        wall = time.perf_counter() - self._start[0]
-        self.steps.append({"wall": wall, "waited": (_waited_seconds() - self._start[1]) / wall})
-        self._start = None
+        wall, others = self._clock.reading()
+        self.steps.append({"wall": wall, "others": others})
+        self._clock = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,7 +302,7 @@ def forward_table(data: Path, model_dir: Path, args, console: Console) -> dict:
             times[shared].append(clock.steps[-1])
         if len(differences) < 2:  # the first on and the first off
             differences.append(logps.detach())
-    quiet = {k: [s["wall"] for s in v if s["waited"] <= args.max_wait] or [s["wall"] for s in v]
+    quiet = {k: [s["wall"] for s in v if s["others"] <= args.max_others] or [s["wall"] for s in v]
              for k, v in times.items()}
     on, off = statistics.median(quiet[True]), statistics.median(quiet[False])
     difference = (differences[0] - differences[1]).abs().max().item()
@@ -321,12 +328,10 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=233, help="prompt length to build (default 233)")
     parser.add_argument("--forward-reps", type=int, default=10, help="reps of table 2 per setting (10)")
     parser.add_argument("--max-others", type=float, default=0.3,
-                        help="a step starts once other processes keep fewer cores busy (default 0.3)...")
+                        help="a step starts once other processes keep fewer cores busy (default 0.3), and is "
+                             "disturbed where they kept more busy during it...")
     parser.add_argument("--gate-wait", type=float, default=1.0,
                         help="...or after this many seconds (default 1)")
-    parser.add_argument("--max-wait", type=float, default=0.05,
-                        help="a step whose threads waited for a core more than this share of it is disturbed "
-                             "(default 0.05)")
     parser.add_argument("--skip-trl", action="store_true", help="only videor1's arms (TRL not installed)")
     parser.add_argument("--work-dir", type=Path, default=None, help="workspace, reused (default: temporary)")
     args = parser.parse_args()
@@ -357,7 +362,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for name in names[round_ % len(names):] + names[:round_ % len(names)]:
                 steps[name].append(arms[name](round_))
-                walls = " ".join(f"{s['wall']:.2f}{'*' if s['waited'] > args.max_wait else ''}"
+                walls = " ".join(f"{s['wall']:.2f}{'*' if s['others'] > args.max_others else ''}"
                                  for s in steps[name][-1])
                 console.print(f"round {round_ + 1}, {name}: {walls} s (* disturbed)")
         load_after = os.getloadavg()[0]
@@ -365,7 +370,7 @@ def main() -> None:
     summary = {}
     for name in names:
         every = [s for run in steps[name] for s in run]
-        quiet = [s["wall"] for s in every if s["waited"] <= args.max_wait]
+        quiet = [s["wall"] for s in every if s["others"] <= args.max_others]
         summary[name] = {"median": statistics.median(quiet or [s["wall"] for s in every]),
                          "quiet": len(quiet), "all": len(every),
                          "per_round": [statistics.median(s["wall"] for s in run) for run in steps[name]]}
@@ -381,9 +386,9 @@ def main() -> None:
                       " ".join(f"{m:.2f}" for m in s["per_round"]), f"{s['quiet']}/{s['all']}")
     console.print(table)
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-                  f"1-min load average {load_before:.1f} before, {load_after:.1f} after. Steps whose threads "
-                  f"waited for a core more than {args.max_wait:.0%} of the time are left out of s/step (all "
-                  "count where none was quiet).")
+                  f"1-min load average {load_before:.1f} before, {load_after:.1f} after. Steps during "
+                  f"which other processes kept more than {args.max_others} cores busy are left out of "
+                  "s/step (all count where none was quiet).")
 
 
 if __name__ == "__main__":
