@@ -311,6 +311,24 @@ def test_config_shares_and_errors(tmp_path):
     assert all(f.description for f in SynthConfig.model_fields.values())
 
 
+def test_a_file_mix_changes_that_file_only(tmp_path):
+    """`mix.rl_train` gives RL its own question mix; the other files stay byte for byte what they were."""
+    base = SynthConfig(cot_size=12, eval_size=12, describe_size=4)
+    mixed = SynthConfig(**{**base.model_dump(), "mix": {"rl_train": {"temporal_fraction": 1.0,
+                                                                    "image_fraction": 0.0}}})
+    plain, leaning = (synthesize(tmp_path / name, n=12, seed=0, config=config)
+                      for name, config in (("plain", base), ("mixed", mixed)))
+    assert leaning.temporal["rl_train"] == 12 and plain.temporal["rl_train"] < 12
+    for name in ("cot_train.json", "eval.json", "describe.json"):
+        assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "mixed" / name).read_bytes()
+    with pytest.raises(ValueError, match="mix.rl"):
+        SynthConfig(mix={"rl": {"tasks": {"color": 1.0}}})
+    with pytest.raises(ValueError, match="mix.rl_train"):
+        SynthConfig(mix={"rl_train": {"size": 112}})
+    with pytest.raises(ValueError, match="mix.rl_train"):  # a mix must be consistent on its own
+        SynthConfig(mix={"rl_train": {"temporal_fraction": 0.9, "image_fraction": 0.5}})
+
+
 @pytest.mark.parametrize("changes", [dict(instants=6, repeat=1, fps=4.0, grid=2, size=56, max_objects=3),
                                      dict(background="gradient", size=112, colors=["red", "cyan", "white"])])
 def test_other_clip_shapes_stay_valid(tmp_path, changes):

@@ -120,7 +120,7 @@ def test_quick_demo_end_to_end_and_resume(tmp_path):
     learning = md.split("## On the training distribution")[1].split("\n## ")[0]
     learned = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")
                for line in learning.splitlines() if line.startswith("| ")}
-    for arm in recipe.arms:  # the accuracy reward early and late in RL, from each arm's own metrics
+    for arm in recipe.arms:  # correct responses early and late in RL, from each arm's own metrics
         assert all(_number(c) for c in learned[arm.title][1:3]), learned[arm.title]
 
     # every stage ran through the real commands and recorded them

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -71,6 +71,7 @@ NEW_SCENE = {"direction": ("motion",), "distance": ("wander",), "first_appearanc
              "color": ("still", "motion", "blink"), "shape": ("still", "motion", "blink"),
              "count_objects": ("still",), "ocr": ("text",)}
 FILES = ("rl_train", "cot_train", "eval", "describe")
+MIX_FIELDS = ("image_fraction", "temporal_fraction", "tasks", "problem_types")  # what `mix` can set per file
 CUE_TASK = "direction"  # the questions a shortcut cue can answer (see ShortcutConfig)
 # ORDER_NOTE: colour-order questions use one change ("red, then blue"). The free-form reward (mean
 # of ROUGE-1/2/L) scores the reversed "blue, then red" 0.44, below the 0.5 that counts as correct,
@@ -127,6 +128,10 @@ class SynthConfig(BaseModel):
     crf: int = Field(12, ge=0, le=51, description="x264 quality; low keeps the colours exact.")
     shortcut: ShortcutConfig | None = Field(None, description="A colour cue to the direction questions that "
                                                               "holds in training only (None: no cue).")
+    mix: dict[str, dict[str, Any]] = Field(
+        {}, description=f"Per file ({', '.join(FILES)}): a question mix of its own, any of "
+                        f"{list(MIX_FIELDS)} (e.g. RL data leaning on the temporal questions); "
+                        "unlisted files and fields: the above.")
 
     @model_validator(mode="after")
     def _consistent(self) -> SynthConfig:
@@ -158,9 +163,24 @@ class SynthConfig(BaseModel):
                             f"colors, not {self.colors}")
         elif self.shortcut is not None and len(self.colors) != len(DIRECTIONS):
             problems.append(f"a colour cue needs one colour per direction, no more: {self.colors}")
+        for name, fields in self.mix.items():
+            if name not in FILES or not set(fields) <= set(MIX_FIELDS):
+                problems.append(f"mix.{name} {sorted(fields)}: give files of {list(FILES)}, fields of "
+                                f"{list(MIX_FIELDS)}")
+            else:
+                try:
+                    self.for_file(name)
+                except ValueError as error:
+                    problems.append(f"mix.{name}: {error}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def for_file(self, name: str) -> SynthConfig:
+        """This config with file `name`'s own question mix, if it has one."""
+        if name not in self.mix:
+            return self
+        return SynthConfig.model_validate({**self.model_dump(), **self.mix[name], "mix": {}})
 
     def cue_color(self, direction: str) -> str:
         """The colour that names `direction` under the shortcut."""
@@ -540,7 +560,7 @@ def synthesize(out_dir: Path, n: int, seed: int, config: SynthConfig | None = No
     renderer, outputs = Renderer(config.size, config.grid, config.background), {}
     for name in FILES:
         rng = random.Random(f"videor1.synth:{seed}:{name}")  # one stream per file
-        specs = plan(sizes[name], config, rng)
+        specs = plan(sizes[name], config.for_file(name), rng)
         if name == "describe":
             scenes, records = describe_file(specs, rng, config)
         else:
