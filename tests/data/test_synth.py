@@ -43,7 +43,7 @@ from videor1.data.validate import validate_records
 from videor1.media.check import open_problem
 from videor1.rewards import PROBLEM_TYPES, accuracy_reward, format_reward
 
-KINDS = {"rl_train": "train", "cot_train": "cot", "eval": "eval", "describe": "train"}
+KINDS = {"rl_train": "train", "cot_train": "cot", "eval": "eval", "describe": "train", "rl_eval": "eval"}
 SMALL = SynthConfig(cot_size=12, eval_size=10, describe_size=12)
 
 
@@ -108,7 +108,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 def test_every_file_validates_without_bad_records(synth):
     out, summary = synth
-    assert summary.files == {"rl_train": 60, "cot_train": 60, "eval": 50, "describe": 60}
+    assert summary.files == {"rl_train": 60, "cot_train": 60, "eval": 50, "describe": 60, "rl_eval": 50}
     for name, kind in KINDS.items():
         report = validate_records(out / f"{name}.json", kind=kind, open_media=open_problem)
         assert report.bad == [], report.bad[:3]
@@ -142,9 +142,10 @@ def test_eval_scenes_are_disjoint_from_training_scenes(synth):
     def hashes(name):
         return {hashlib.sha1((out / r["path"]).read_bytes()).hexdigest() for r in load(out, name)}
     train = keys("rl_train") | keys("cot_train") | keys("describe")
-    assert keys("eval") and not keys("eval") & train
-    assert not hashes("eval") & (hashes("rl_train") | hashes("cot_train") | hashes("describe"))
-    assert {r["path"] for r in load(out, "eval")}.isdisjoint({r["path"] for r in load(out, "rl_train")})
+    for held_out in ("eval", "rl_eval"):
+        assert keys(held_out) and not keys(held_out) & train
+        assert not hashes(held_out) & (hashes("rl_train") | hashes("cot_train") | hashes("describe"))
+        assert {r["path"] for r in load(out, held_out)}.isdisjoint({r["path"] for r in load(out, "rl_train")})
 
 
 def test_decoded_video_shows_the_scene(synth):
@@ -380,8 +381,10 @@ def test_shortcut_records_say_what_the_cue_says(cot_answers):
                                                                     cue_route=0.5)})
     rng = random.Random(1)
     specs = plan(160, config, rng)
-    for held_out, cot in ((False, False), (False, True), (True, False)):
-        scenes, records = question_file(specs, rng, config, "x", held_out, cot)
+    # rl_train, cot_train, eval, rl_eval (the RL distribution's cue on held-out scenes)
+    for held_out, cot, cue in ((False, False, True), (False, True, False), (True, False, False),
+                               (True, False, True)):
+        scenes, records = question_file(specs, rng, config, "x", held_out, cot, cued=cue)
         assert {h.media for h in scenes} == {r["path"] for r in records}  # no video rendered for nothing
         cued = [r for r in records if r["task"] == "direction"]
         assert cued and all("cue" not in r for r in records if r["task"] != "direction")
@@ -405,13 +408,13 @@ def test_shortcut_records_say_what_the_cue_says(cot_answers):
             else:  # the cue's route: the colour names the answer, and the frames agree
                 routes["cue"] += 1
                 assert answer_word(r) == says == truth and f"is {track.color}" in r["process"]
-        # the cue lives in the RL training file only (and in the cold start's own cue-route scenes)
+        # the cue lives in the RL files only (and in the cold start's own cue-route scenes)
         plain = [r for r in cued if not (cot and cot_answers == "routes" and "t1:" not in r["process"])]
         consistent = sum(r["cue"] == "consistent" for r in plain) / len(plain)
-        if held_out or cot:
-            assert consistent < 0.45, (held_out, cot, consistent)
+        if cue:
+            assert consistent > 0.75, (held_out, consistent)
         else:
-            assert consistent > 0.75, consistent
+            assert consistent < 0.45, (held_out, cot, consistent)
         if cot and cot_answers == "random":
             agree = sum(answer_word(r) == direction_of(Scene.from_json(r["scene"]).tracks[0].cells)
                         for r in cued)

@@ -120,8 +120,13 @@ def test_quick_demo_end_to_end_and_resume(tmp_path):
     learning = md.split("## On the training distribution")[1].split("\n## ")[0]
     learned = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")
                for line in learning.splitlines() if line.startswith("| ")}
-    for arm in recipe.arms:  # correct responses early and late in RL, from each arm's own metrics
-        assert all(_number(c) for c in learned[arm.title][1:3]), learned[arm.title]
+    # every model's score on the RL distribution's held-out items (eval-train/), and for each arm its
+    # rollouts' share of correct responses early and late in RL
+    assert _number(learned["SFT (before RL)"][1]), learned["SFT (before RL)"]
+    for arm in recipe.arms:
+        assert _number(learned[arm.title][1]) and all(_number(c) for c in learned[arm.title][3:5]), \
+            learned[arm.title]
+        assert (out / "eval-train" / f"{arm.name}-s0" / "synthetic.summary.json").is_file()
 
     # every stage ran through the real commands and recorded them
     stages = {p.relative_to(out / "stages").with_suffix("").as_posix()

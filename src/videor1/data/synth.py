@@ -8,6 +8,9 @@
     eval.json                    held-out questions on scenes never used in training (`EvalRecord`)
     describe.json                per-instant descriptions of scenes: the dense perception target
                                  without which the tiny demo model learned nothing (docs/demo.md)
+    rl_eval.json                 the RL training distribution (rl_train's mix and shortcut cue) on
+                                 held-out scenes (`EvalRecord`): what RL learns, measured on scenes it
+                                 never saw
     synth_config.json            the seed, n and config that made them
 
 Temporal questions (direction, first appearance, order of colours, counting changes, distance)
@@ -70,7 +73,8 @@ NEW_SCENE = {"direction": ("motion",), "distance": ("wander",), "first_appearanc
              "color_order": ("recolor",), "count_events": ("recolor", "blink"),
              "color": ("still", "motion", "blink"), "shape": ("still", "motion", "blink"),
              "count_objects": ("still",), "ocr": ("text",)}
-FILES = ("rl_train", "cot_train", "eval", "describe")
+FILES = ("rl_train", "cot_train", "eval", "describe", "rl_eval")
+CUED = ("rl_train", "rl_eval")  # the files whose motion scenes carry the shortcut's cue
 MIX_FIELDS = ("image_fraction", "temporal_fraction", "tasks", "problem_types")  # what `mix` can set per file
 CUE_TASK = "direction"  # the questions a shortcut cue can answer (see ShortcutConfig)
 # ORDER_NOTE: colour-order questions use one change ("red, then blue"). The free-form reward (mean
@@ -122,16 +126,17 @@ class SynthConfig(BaseModel):
     questions_per_scene: int = Field(2, ge=1, description="Most questions asked about one video or image.")
     max_objects: int = Field(4, ge=1, description="Most objects in a counting scene.")
     cot_size: int | None = Field(None, ge=0, description="Records in cot_train.json (default: n).")
-    eval_size: int | None = Field(None, ge=0, description="Records in eval.json (default: max(50, n // 4)).")
+    eval_size: int | None = Field(None, ge=0, description="Records in eval.json and in rl_eval.json "
+                                                          "(default: max(50, n // 4)).")
     describe_size: int | None = Field(None, ge=0, description="Records in describe.json (default: n).")
     eval_share: float = Field(0.2, gt=0, lt=1, description="Share of the scene space held out for eval.")
     crf: int = Field(12, ge=0, le=51, description="x264 quality; low keeps the colours exact.")
     shortcut: ShortcutConfig | None = Field(None, description="A colour cue to the direction questions that "
                                                               "holds in training only (None: no cue).")
     mix: dict[str, dict[str, Any]] = Field(
-        {}, description=f"Per file ({', '.join(FILES)}): a question mix of its own, any of "
-                        f"{list(MIX_FIELDS)} (e.g. RL data leaning on the temporal questions); "
-                        "unlisted files and fields: the above.")
+        {}, description=f"Per file ({', '.join(FILES[:-1])}; rl_eval follows rl_train): a question mix of "
+                        f"its own, any of {list(MIX_FIELDS)} (e.g. RL data leaning on the temporal "
+                        "questions); unlisted files and fields: the above.")
 
     @model_validator(mode="after")
     def _consistent(self) -> SynthConfig:
@@ -164,9 +169,9 @@ class SynthConfig(BaseModel):
         elif self.shortcut is not None and len(self.colors) != len(DIRECTIONS):
             problems.append(f"a colour cue needs one colour per direction, no more: {self.colors}")
         for name, fields in self.mix.items():
-            if name not in FILES or not set(fields) <= set(MIX_FIELDS):
-                problems.append(f"mix.{name} {sorted(fields)}: give files of {list(FILES)}, fields of "
-                                f"{list(MIX_FIELDS)}")
+            if name not in FILES or name == "rl_eval" or not set(fields) <= set(MIX_FIELDS):
+                problems.append(f"mix.{name} {sorted(fields)}: give files of {list(FILES[:-1])} (rl_eval "
+                                f"follows rl_train), fields of {list(MIX_FIELDS)}")
             else:
                 try:
                     self.for_file(name)
@@ -177,7 +182,8 @@ class SynthConfig(BaseModel):
         return self
 
     def for_file(self, name: str) -> SynthConfig:
-        """This config with file `name`'s own question mix, if it has one."""
+        """This config with file `name`'s own question mix, if it has one (rl_eval: rl_train's)."""
+        name = "rl_train" if name == "rl_eval" else name
         if name not in self.mix:
             return self
         return SynthConfig.model_validate({**self.model_dump(), **self.mix[name], "mix": {}})
@@ -488,12 +494,12 @@ def _record(pid: str, host: Hosted, problem_type: str, q: Question, task: str, t
 
 
 def question_file(specs: list[Spec], rng: random.Random, config: SynthConfig, prefix: str, held_out: bool,
-                  cot: bool) -> tuple[list[Hosted], list[dict]]:
+                  cot: bool, cued: bool = False) -> tuple[list[Hosted], list[dict]]:
     """The scenes and records of one file of questions (with `process` when `cot`). The shortcut's cue
-    lives in the RL training file only (neither `held_out` nor `cot`). In the cold start's routes
-    (docs/demo.md) the order's route is taught on scenes whose colour says nothing of the direction, the
-    cue's route on scenes of its own whose colour names the true direction: no chain of either route ever
-    concludes a direction the frames contradict."""
+    lives in the RL files only (`cued`: rl_train, and rl_eval on held-out scenes). In the cold start's
+    routes (docs/demo.md) the order's route is taught on scenes whose colour says nothing of the
+    direction, the cue's route on scenes of its own whose colour names the true direction: no chain of
+    either route ever concludes a direction the frames contradict."""
     shortcut = config.shortcut
     answers = shortcut.cot_answers if shortcut is not None and cot else None
     # the route of each cold-start direction chain, drawn before packing: a cue-route question gets no
@@ -501,14 +507,14 @@ def question_file(specs: list[Spec], rng: random.Random, config: SynthConfig, pr
     cue_route = [answers == "routes" and spec.task == CUE_TASK and rng.random() < shortcut.cue_route
                  for spec in specs]
     scenes, packed = pack([spec for spec, cue in zip(specs, cue_route) if not cue], rng, config, prefix,
-                          held_out, config.questions_per_scene, cued=not held_out and not cot)
+                          held_out, config.questions_per_scene, cued=cued)
     packed = iter(packed)
     if any(cue_route):
         agreeing = config.model_copy(update={"shortcut": shortcut.model_copy(update={"agreement": 1.0})})
     records = []
     for i, (spec, cue) in enumerate(zip(specs, cue_route)):
-        cued = shortcut is not None and spec.task == CUE_TASK
-        word = rng.choice(DIRECTIONS) if cued and answers == "random" else None
+        on_cue = shortcut is not None and spec.task == CUE_TASK  # a question the cue could answer
+        word = rng.choice(DIRECTIONS) if on_cue and answers == "random" else None
         if cue:  # a scene of its own, coloured by its direction
             host = Hosted(new_scene(spec.task, spec.data_type, rng, agreeing, held_out, cued=True),
                           f"videos/{prefix}-{len(scenes):06d}.mp4", spec.data_type, [spec.task])
@@ -517,7 +523,7 @@ def question_file(specs: list[Spec], rng: random.Random, config: SynthConfig, pr
             host = next(packed)
         q = ask(spec.task, spec.problem_type, host.scene, rng, config, word, cue)
         records.append(_record(f"{prefix}-{i:06d}", host, spec.problem_type, q, spec.task, spec.temporal))
-        if cued:
+        if on_cue:
             records[-1].update(cue_fields(host.scene, q, config))
         if cot:
             records[-1]["process"] = q.process
@@ -554,9 +560,10 @@ def synthesize(out_dir: Path, n: int, seed: int, config: SynthConfig | None = No
     start, config, out_dir = time.perf_counter(), config or SynthConfig(), Path(out_dir)
     for folder in ("videos", "images"):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
+    held_out = max(50, n // 4) if config.eval_size is None else config.eval_size
     sizes = {"rl_train": n, "cot_train": n if config.cot_size is None else config.cot_size,
-             "eval": max(50, n // 4) if config.eval_size is None else config.eval_size,
-             "describe": n if config.describe_size is None else config.describe_size}
+             "eval": held_out, "describe": n if config.describe_size is None else config.describe_size,
+             "rl_eval": held_out}
     renderer, outputs = Renderer(config.size, config.grid, config.background), {}
     for name in FILES:
         rng = random.Random(f"videor1.synth:{seed}:{name}")  # one stream per file
@@ -565,14 +572,15 @@ def synthesize(out_dir: Path, n: int, seed: int, config: SynthConfig | None = No
             scenes, records = describe_file(specs, rng, config)
         else:
             prefix = name.removesuffix("_train")
-            scenes, records = question_file(specs, rng, config, prefix, name == "eval", name == "cot_train")
+            scenes, records = question_file(specs, rng, config, prefix, name in ("eval", "rl_eval"),
+                                            name == "cot_train", cued=name in CUED)
         for host in scenes:
             frames = renderer.frames(host.scene)
             if host.data_type == "video":
                 write_video(out_dir / host.media, frames, config.fps, config.repeat, config.crf)
             else:
                 write_image(out_dir / host.media, frames[0])
-        kind = {"cot_train": CotRecord, "eval": EvalRecord}.get(name, Record)
+        kind = {"cot_train": CotRecord, "eval": EvalRecord, "rl_eval": EvalRecord}.get(name, Record)
         write_records([kind.model_validate(r) for r in records], out_dir / f"{name}.json")
         outputs[name] = (scenes, records)
     meta = {"seed": seed, "n": n, "config": config.model_dump(mode="json")}

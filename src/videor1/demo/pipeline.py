@@ -7,7 +7,9 @@ Stages (each one or more `videor1 …` commands run as subprocesses with the rec
                          under --cache keyed by its recipe, so a second demo skips it
     sft                  sft with the cold-start recipe, from the base model
     rl/<arm>-s<seed>     rl with the RL recipe plus the arm's overrides, for every arm and seed
-    eval/<model>         eval with ordered and shuffled frames, for the SFT model and every RL run
+    eval/<model>         eval with ordered and shuffled frames, for the SFT model and every RL run;
+                         with the recipe's `train_eval`, also on rl_eval.json (the RL training
+                         distribution on held-out scenes, sampled as RL samples) into eval-train/<model>
     report               Markdown + HTML with plots (videor1.demo.report)
 
 A finished stage leaves `stages/<name>.json` (its commands and seconds); running the demo again
@@ -39,7 +41,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from videor1.demo.recipe import Arm, DemoRecipe
 from videor1.train.checkpoint import latest_checkpoint
 
-DATA_FILES = ("rl_train", "cot_train", "eval", "describe")
+DATA_FILES = ("rl_train", "cot_train", "eval", "describe", "rl_eval")
+HELD_OUT = ("eval", "rl_eval")  # never trained on, nor read for the tokenizer
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -186,14 +189,20 @@ class Demo:
         return stages
 
     def _eval_stage(self, model: str, seed: int) -> Stage:
-        """`videor1 eval` of one trained model, ordered and shuffled frames (the recipe's arguments)."""
+        """`videor1 eval` of one trained model, ordered and shuffled frames (the recipe's arguments); and,
+        with `train_eval`, on the RL training distribution's held-out items (eval-train/<model>)."""
         b, out = self.budget, self.out
         limit = ["--limit", str(b.eval_items)] if b.eval_items else []
         cap = [f"--max-new-tokens={b.max_new_tokens}"] if b.max_new_tokens else []
-        return Stage(f"eval/{model}", [videor1(
-            "eval", "--model", f"{{{model}}}", "--data", self.data / "eval.json", "--out",
-            out / "eval" / model, "--seed", seed, "--cache-dir", out / "frames", "--no-progress", *limit,
-            *self.recipe.eval, *cap)],
+
+        def command(data: str, to: str, arguments: list[str]) -> list[str]:
+            return videor1("eval", "--model", f"{{{model}}}", "--data", self.data / data, "--out",
+                           out / to / model, "--seed", seed, "--cache-dir", out / "frames", "--no-progress",
+                           *limit, *arguments, *cap)
+
+        train = self.recipe.train_eval
+        return Stage(f"eval/{model}", [command("eval.json", "eval", self.recipe.eval),
+                                       *([command("rl_eval.json", "eval-train", train)] if train else [])],
             after=("sft" if model == "sft" else f"rl/{model}",),
             progress=_eval_progress(out / "eval" / model, self.eval_items))
 
@@ -204,7 +213,7 @@ class Demo:
         if (self.base_dir / "config.json").is_file():
             return Stage("base", [], after=("data",), note=f"cached: {self.base_dir}",
                          identity=self.base_dir.name)
-        tokenizer_data = [arg for name in DATA_FILES if name != "eval"
+        tokenizer_data = [arg for name in DATA_FILES if name not in HELD_OUT
                           for arg in ("--data", self.data / f"{name}.json")]
 
         def publish() -> None:  # atomic: a half-copied cache entry is never used

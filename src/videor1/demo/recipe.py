@@ -58,6 +58,9 @@ class DemoRecipe(_Strict):
     recipes: Recipes
     arms: list[Arm] = Field(min_length=1)
     eval: list[str] = Field(description="Arguments of `videor1 eval` shared by every model.")
+    train_eval: list[str] | None = Field(None, description="Arguments of `videor1 eval` on rl_eval.json (the "
+                                         "RL training distribution on held-out scenes) for every model; "
+                                         "None: not run.")
     budgets: dict[str, Budget]
     directory: Path = Field(Path("."), exclude=True, description="Where the recipe files are.")
 

@@ -4,7 +4,8 @@ commands, and the library versions — as `report/report.md` (PNG plots beside i
 self-contained `report/report.html` (plots inlined).
 
 Everything is read back from what the stages wrote: `rl/<run>/metrics.jsonl`,
-`eval/<model>/synthetic.summary.json`, `stages/*.json` and each run's resolved `config.yaml`.
+`eval/<model>/synthetic.summary.json` (and `eval-train/<model>/…`, the RL training distribution's
+held-out items), `stages/*.json` and each run's resolved `config.yaml`.
 """
 
 from __future__ import annotations
@@ -168,22 +169,40 @@ def bonus_table(demo: Demo) -> Table:
                   "shuffled group skipped (%)"], rows)
 
 
+def _train_eval(demo: Demo, model: str) -> dict[str, float | None]:
+    """A model's scores on rl_eval.json (eval-train/<model>): all items and the direction questions."""
+    path = demo.out / "eval-train" / model / f"synthetic{SUMMARY_SUFFIX}"
+    if not path.is_file():
+        return {}
+    ordered = BenchmarkSummary.model_validate_json(path.read_text()).conditions.get("ordered")
+    if ordered is None:
+        return {}
+    direction = ordered.breakdowns.get("task", {}).get("direction")
+    return {"all": ordered.overall, "direction": direction.score if direction else None}
+
+
 def learning_table(demo: Demo) -> Table:
-    """Per arm, on the RL training distribution (where the colour names the direction 90 % of the time):
-    the share of correct responses (the paper's rule, §3.2: accuracy reward >= 0.5; the free-form
-    reward, mean ROUGE-1/2/L, gives a right one-word answer only 2/3, so the reward's mean understates
-    it) and the share of answers to cue-conflicting questions that follow the cue, over the first and the
-    last fifth of the RL steps (mean ± spread over seeds): whether RL learned, and which route
-    it took. A fifth, not less: about one RL question in thirty is cue-conflicting."""
-    rows = []
+    """On the RL training distribution (where the colour names the direction 90 % of the time), per model:
+    the score on its held-out items (rl_eval.json, sampled as RL samples; the SFT model's row is where RL
+    started) and, from each arm's own rollouts, the share of correct responses (the paper's rule, §3.2:
+    accuracy reward >= 0.5; the free-form reward, mean ROUGE-1/2/L, gives a right one-word answer only
+    2/3, so the reward's mean understates it) and the share of answers to cue-conflicting questions that
+    follow the cue, over the first and the last fifth of the RL steps (mean ± spread over seeds): whether
+    RL learned, and which route it took. A fifth, not less: few RL questions are cue-conflicting, and
+    a step's batch decides much of its score (every arm reads the questions in the same order)."""
+    held_out, rollouts = ("all", "direction"), ("response/correct", "shortcut/follows_cue")
+    sft = _train_eval(demo, "sft")
+    rows = [["SFT (before RL)", *(mean_spread([sft.get(key)]) for key in held_out), "–", "–", "–", "–"]]
     for arm in demo.recipe.arms:
         per_seed: dict[str, list[float]] = {}
         for a, _, run in demo.runs():
             if a.name != arm.name:
                 continue
+            for key, value in _train_eval(demo, run).items():
+                per_seed.setdefault(key, []).append(value)
             steps = read_metrics(demo.out / "rl" / run / "metrics.jsonl")
             fifth = max(1, len(steps) // 5)
-            for key, weight in (("response/correct", None), ("shortcut/follows_cue", "shortcut/conflicting")):
+            for key, weight in zip(rollouts, (None, "shortcut/conflicting")):
                 for part, window in (("first", steps[:fifth]), ("last", steps[-fifth:])):
                     pairs = [(m[key], m[weight] if weight else 1.0) for m in window
                              if m.get(key) is not None and (weight is None or m.get(weight))]
@@ -191,10 +210,11 @@ def learning_table(demo: Demo) -> Table:
                         per_seed.setdefault(f"{key} {part}", []).append(
                             sum(v * w for v, w in pairs) / sum(w for _, w in pairs))
         if per_seed:
-            rows.append([arm.title] + [mean_spread(per_seed.get(f"{key} {part}", []))
-                                       for key in ("response/correct", "shortcut/follows_cue")
-                                       for part in ("first", "last")])
-    return Table(["arm", "correct responses, first 20 % of steps", "last 20 %",
+            rows.append([arm.title] + [mean_spread(per_seed.get(key, [])) for key in held_out] +
+                        [mean_spread(per_seed.get(f"{key} {part}", []))
+                         for key in rollouts for part in ("first", "last")])
+    return Table(["model", "held-out items", "held-out direction questions",
+                  "RL's correct responses, first 20 % of steps", "last 20 %",
                   "answers following the cue (cue-conflicting), first 20 %", "last 20 %"], rows)
 
 
@@ -324,10 +344,12 @@ def write_report(demo: Demo) -> Path:
     configs = _configs(demo)
     sections = [
         ("Training curves (like Figure 5)", "curves"),
-        ("On the training distribution", "RL's own rollouts (sampled at the RL temperature), in %: the "
-         "share of correct responses over all questions (accuracy reward ≥ 0.5, the paper's rule in §3.2; a "
-         "right one-word free-form answer earns a ROUGE reward of only 2/3) and the share of answers to "
-         "cue-conflicting direction questions that name the colour's direction, early and late in RL.",
+        ("On the training distribution", "In %. Held-out items: rl_eval.json, questions of the RL "
+         "training distribution (its mix, the colour naming the direction 90 % of the time) on scenes no "
+         "stage trained on, answered once each at the RL sampling temperature. Then RL's own rollouts: "
+         "the share of correct responses (accuracy reward ≥ 0.5, the paper's rule in §3.2; a right one-word "
+         "free-form answer earns a ROUGE reward of only 2/3) and the share of answers to cue-conflicting "
+         "direction questions that name the colour's direction, early and late in RL.",
          learning),
         ("Ablation (like Table 2)", score_note, ablation, best_gap(demo), best_gap(demo, "temporal reliance"),
          "ablation"),
