@@ -132,7 +132,7 @@ class SynthConfig(BaseModel):
     eval_share: float = Field(0.2, gt=0, lt=1, description="Share of the scene space held out for eval.")
     crf: int = Field(12, ge=0, le=51, description="x264 quality; low keeps the colours exact.")
     shortcut: ShortcutConfig | None = Field(None, description="A colour cue to the direction questions that "
-                                                              "holds in training only (None: no cue).")
+                                                              "holds in the RL files only (None: no cue).")
     mix: dict[str, dict[str, Any]] = Field(
         {}, description=f"Per file ({', '.join(FILES[:-1])}; rl_eval follows rl_train): a question mix of "
                         f"its own, any of {list(MIX_FIELDS)} (e.g. RL data leaning on the temporal "
@@ -272,7 +272,7 @@ def new_scene(task: str, data_type: str, rng: random.Random, config: SynthConfig
               cued: bool = False) -> Scene:
     """A scene that a `task` question can be asked about, from the training or the held-out part of
     the scene space (split by a hash of the scene's content); `cued`: a motion scene carries the
-    shortcut's colour cue (the RL training file only)."""
+    shortcut's colour cue (the RL files only: rl_train, and rl_eval on held-out scenes)."""
     instants = config.instants if data_type == "video" else 1
     kinds = NEW_SCENE[task] if data_type == "video" else ("text",) if task == "ocr" else ("still",)
     for _ in range(10_000):
