@@ -198,3 +198,20 @@ def test_generation_from_a_prefill_once_per_prompt_equals_generation(tiny_dirs, 
         got = model.generate(**repeated, **{cache_argument(): cache}, **options)
     assert torch.equal(got.sequences, expected.sequences)
     assert (torch.stack(got.logits, 1) - torch.stack(expected.logits, 1)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("room", [0, 1, 5])
+def test_the_reserved_cache_layer_equals_repeating_and_concatenating(room):
+    """Generation's cache after a prefill (`_ReservedLayer`): each prompt's keys and values repeated n
+    times, then every step's appended; in place within the room and past it (the buffer grows)."""
+    torch.manual_seed(0)
+    keys, values = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    layer = prefix._ReservedLayer(keys, values, copies=3, room=room)
+    expected = [keys.repeat_interleave(3, 0), values.repeat_interleave(3, 0)]
+    assert torch.equal(layer.keys, expected[0]) and torch.equal(layer.values, expected[1])
+    for width in (1, 2, 1):  # past any room of 0, 1 or 5 positions
+        new = torch.randn(6, 3, width, 5), torch.randn(6, 3, width, 5)
+        expected = [torch.cat([old, step], dim=-2) for old, step in zip(expected, new)]
+        got = layer.update(*new)
+        assert all(torch.equal(a, b) for a, b in zip(got, expected))
+        assert layer.get_seq_length() == expected[0].shape[-2]

@@ -74,7 +74,9 @@ NEW_SCENE = {"direction": ("motion",), "distance": ("wander",), "first_appearanc
              "color": ("still", "motion", "blink"), "shape": ("still", "motion", "blink"),
              "count_objects": ("still",), "ocr": ("text",)}
 FILES = ("rl_train", "cot_train", "eval", "describe", "rl_eval")
+HELD_OUT = ("eval", "rl_eval")  # on the held-out part of the scene space: never trained on
 CUED = ("rl_train", "rl_eval")  # the files whose motion scenes carry the shortcut's cue
+MIX_OF = {"rl_eval": "rl_train"}  # a held-out twin asks its training file's mix of questions
 MIX_FIELDS = ("image_fraction", "temporal_fraction", "tasks", "problem_types")  # what `mix` can set per file
 CUE_TASK = "direction"  # the questions a shortcut cue can answer (see ShortcutConfig)
 # ORDER_NOTE: colour-order questions use one change ("red, then blue"). The free-form reward (mean
@@ -134,7 +136,8 @@ class SynthConfig(BaseModel):
     shortcut: ShortcutConfig | None = Field(None, description="A colour cue to the direction questions that "
                                                               "holds in the RL files only (None: no cue).")
     mix: dict[str, dict[str, Any]] = Field(
-        {}, description=f"Per file ({', '.join(FILES[:-1])}; rl_eval follows rl_train): a question mix of "
+        {}, description=f"Per file ({', '.join(f for f in FILES if f not in MIX_OF)}; rl_eval follows "
+                        "rl_train): a question mix of "
                         f"its own, any of {list(MIX_FIELDS)} (e.g. RL data leaning on the temporal "
                         "questions); unlisted files and fields: the above.")
 
@@ -169,9 +172,10 @@ class SynthConfig(BaseModel):
         elif self.shortcut is not None and len(self.colors) != len(DIRECTIONS):
             problems.append(f"a colour cue needs one colour per direction, no more: {self.colors}")
         for name, fields in self.mix.items():
-            if name not in FILES or name == "rl_eval" or not set(fields) <= set(MIX_FIELDS):
-                problems.append(f"mix.{name} {sorted(fields)}: give files of {list(FILES[:-1])} (rl_eval "
-                                f"follows rl_train), fields of {list(MIX_FIELDS)}")
+            if name not in FILES or name in MIX_OF or not set(fields) <= set(MIX_FIELDS):
+                own = [f for f in FILES if f not in MIX_OF]
+                problems.append(f"mix.{name} {sorted(fields)}: give files of {own} (rl_eval follows "
+                                f"rl_train), fields of {list(MIX_FIELDS)}")
             else:
                 try:
                     self.for_file(name)
@@ -183,7 +187,7 @@ class SynthConfig(BaseModel):
 
     def for_file(self, name: str) -> SynthConfig:
         """This config with file `name`'s own question mix, if it has one (rl_eval: rl_train's)."""
-        name = "rl_train" if name == "rl_eval" else name
+        name = MIX_OF.get(name, name)
         if name not in self.mix:
             return self
         return SynthConfig.model_validate({**self.model_dump(), **self.mix[name], "mix": {}})
@@ -572,7 +576,7 @@ def synthesize(out_dir: Path, n: int, seed: int, config: SynthConfig | None = No
             scenes, records = describe_file(specs, rng, config)
         else:
             prefix = name.removesuffix("_train")
-            scenes, records = question_file(specs, rng, config, prefix, name in ("eval", "rl_eval"),
+            scenes, records = question_file(specs, rng, config, prefix, name in HELD_OUT,
                                             name == "cot_train", cued=name in CUED)
         for host in scenes:
             frames = renderer.frames(host.scene)
@@ -580,7 +584,7 @@ def synthesize(out_dir: Path, n: int, seed: int, config: SynthConfig | None = No
                 write_video(out_dir / host.media, frames, config.fps, config.repeat, config.crf)
             else:
                 write_image(out_dir / host.media, frames[0])
-        kind = {"cot_train": CotRecord, "eval": EvalRecord, "rl_eval": EvalRecord}.get(name, Record)
+        kind = CotRecord if name == "cot_train" else EvalRecord if name in HELD_OUT else Record
         write_records([kind.model_validate(r) for r in records], out_dir / f"{name}.json")
         outputs[name] = (scenes, records)
     meta = {"seed": seed, "n": n, "config": config.model_dump(mode="json")}

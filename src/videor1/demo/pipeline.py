@@ -38,11 +38,11 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from videor1.data.synth import FILES as DATA_FILES
+from videor1.data.synth import HELD_OUT
 from videor1.demo.recipe import Arm, DemoRecipe
 from videor1.train.checkpoint import latest_checkpoint
 
-DATA_FILES = ("rl_train", "cot_train", "eval", "describe", "rl_eval")
-HELD_OUT = ("eval", "rl_eval")  # never trained on, nor read for the tokenizer
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

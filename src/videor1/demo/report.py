@@ -88,8 +88,9 @@ def mean_spread(values: list[float]) -> str:
     return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
-def _eval_summary(demo: Demo, model: str) -> BenchmarkSummary | None:
-    path = demo.out / "eval" / model / f"synthetic{SUMMARY_SUFFIX}"
+def _eval_summary(demo: Demo, model: str, folder: str = "eval") -> BenchmarkSummary | None:
+    """A model's synthetic-benchmark summary: eval/ (the decorrelated split) or eval-train/ (rl_eval.json)."""
+    path = demo.out / folder / model / f"synthetic{SUMMARY_SUFFIX}"
     return BenchmarkSummary.model_validate_json(path.read_text()) if path.is_file() else None
 
 
@@ -171,10 +172,8 @@ def bonus_table(demo: Demo) -> Table:
 
 def _train_eval(demo: Demo, model: str) -> dict[str, float | None]:
     """A model's scores on rl_eval.json (eval-train/<model>): all items and the direction questions."""
-    path = demo.out / "eval-train" / model / f"synthetic{SUMMARY_SUFFIX}"
-    if not path.is_file():
-        return {}
-    ordered = BenchmarkSummary.model_validate_json(path.read_text()).conditions.get("ordered")
+    summary = _eval_summary(demo, model, "eval-train")
+    ordered = summary.conditions.get("ordered") if summary is not None else None
     if ordered is None:
         return {}
     direction = ordered.breakdowns.get("task", {}).get("direction")

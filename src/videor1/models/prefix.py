@@ -62,16 +62,18 @@ class _PrefixLayer(DynamicLayer):
 
 
 class _ReservedLayer(DynamicLayer):
-    """Generation after `prefill`: the repeated prompt's keys and values (B*n, heads, P-1, d) in a buffer
-    with room for `room` more positions. Each step writes its keys and values in place and returns views
-    of the filled part; DynamicLayer instead concatenates the whole cache into a new tensor every token
-    (17 % of generation at bench/rl_vs_trl.py's shapes). Past the room it grows by doubling."""
+    """Generation after `prefill`: the prompts' keys and values repeated to (B*n, heads, P-1, d) in a
+    buffer with room for `room` more positions. Each step writes its keys and values in place and
+    returns views of the filled part; DynamicLayer instead concatenates the whole cache into a new
+    tensor every token (17 % of generation at bench/rl_vs_trl.py's shapes). Past the room it grows by
+    doubling."""
 
-    def __init__(self, keys: Tensor, values: Tensor, room: int):
+    def __init__(self, keys: Tensor, values: Tensor, copies: int, room: int):
+        """keys, values: (B, heads, P-1, d) of the B prompts, each repeated `copies` times."""
         super().__init__()
         self.device, self.is_initialized, self.length = keys.device, True, keys.shape[-2]
-        self._keys, self._values = (_reserve(states, self.length + room) for states in (keys, values))
-        self.keys, self.values = keys, values
+        self._keys, self._values = (_reserve(states, self.length + room, copies) for states in (keys, values))
+        self.keys, self.values = self._keys[..., :self.length, :], self._values[..., :self.length, :]
 
     def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
         end = self.length + key_states.shape[-2]
@@ -85,11 +87,13 @@ class _ReservedLayer(DynamicLayer):
         return self.keys, self.values
 
 
-def _reserve(states: Tensor, capacity: int) -> Tensor:
-    """A (B, heads, capacity, d) buffer that starts with `states` (B, heads, L, d)."""
-    buffer = states.new_empty(*states.shape[:-2], capacity, states.shape[-1])
-    buffer[..., :states.shape[-2], :] = states
-    return buffer
+def _reserve(states: Tensor, capacity: int, copies: int = 1) -> Tensor:
+    """A (B*copies, heads, capacity, d) buffer that starts with `states` (B, heads, L, d), each row
+    repeated `copies` times in a row (written once, by broadcasting)."""
+    rows, heads, length, width = states.shape
+    buffer = states.new_empty(rows, copies, heads, capacity, width)
+    buffer[..., :length, :] = states.unsqueeze(1)
+    return buffer.view(rows * copies, heads, capacity, width)
 
 
 def _base(model):
@@ -226,9 +230,7 @@ def prefill(model, batch, vision: dict, n: int, room: int = 0) -> tuple[Cache, T
     inner(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], mm_token_type_ids=types[:, :-1],
           mm_encoder_outputs=dict(vision), position_ids=positions[..., :-1], use_cache=True,
           **{cache_argument(): cache}, **_timing(batch))
-    cache = Cache(layers=[_ReservedLayer(layer.keys.repeat_interleave(n, 0),
-                                         layer.values.repeat_interleave(n, 0), room)
-                          for layer in cache.layers])
+    cache = Cache(layers=[_ReservedLayer(layer.keys, layer.values, n, room) for layer in cache.layers])
     return cache, deltas.repeat_interleave(n, 0)
 
 
