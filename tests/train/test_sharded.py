@@ -4,10 +4,11 @@
 - T-GRPO where, in one step, one process holds only images and the other only videos, and in the next
   one holds both; with `algo.skip_shuffled=false` the processes need different numbers of shuffled-group
   generate calls (step 1: none on the images-only process), and generate responses of different
-  lengths. Without the lockstep measures (one vision-tower call per batch, padding generations,
-  `synced_gpus`) the processes' gathers no longer match: gloo then aborts them (checked: without the
-  padding calls the launch fails in ~45 s) or they wait forever (NCCL); every launch has a timeout, so a
-  hang fails the test too.
+  lengths. The same with the per-response credit, whose two teacher-forced forwards only the process
+  with video groups needs in step 1. Without the lockstep measures (one vision-tower call per batch,
+  padding generations and forwards, `synced_gpus`) the processes' gathers no longer match: gloo then
+  aborts them (checked: without the padding calls the launch fails in ~45 s, without the padding
+  forwards in ~20 s) or they wait forever (NCCL); every launch has a timeout, so a hang fails the test.
 - SFT with a held-out evaluation that the processes share unevenly (2 and 1 batches): the sharded
   run's `hf/` export equals a one-process run on the same global batch, and a sharded run killed
   (SIGKILL) after its first checkpoint and resumed equals the uninterrupted one.
@@ -143,7 +144,11 @@ def _rl_data(workspace: Path) -> Path:
     return path
 
 
-def test_tgrpo_sharded_with_unequal_modalities_and_shuffled_groups(workspace, tmp_path):
+# The per-response credit: all responses count as correct (threshold 0), so that in step 1 only rank 1
+# has credited groups and rank 0 makes the padding forwards.
+@pytest.mark.parametrize("credit", [{}, {"algo.temporal_credit": "response", "algo.correct_threshold": 0.0}],
+                         ids=["shuffled-groups", "per-response-credit"])
+def test_tgrpo_sharded_with_unequal_modalities_and_shuffled_groups(workspace, tmp_path, credit):
     out = tmp_path / "rl"
     overrides = {"model.path": workspace / "tiny", "model.dtype": "float32",
                  "data.train_file": _rl_data(workspace), "data.media_root": workspace / "synth",
@@ -152,7 +157,7 @@ def test_tgrpo_sharded_with_unequal_modalities_and_shuffled_groups(workspace, tm
                  "reward.length": 0.0, "run.max_steps": 2, "run.prompts_per_device": 2,
                  "run.output_dir": out, "run.save_every": 100, "run.tensorboard": "false",
                  "run.sharding": "fsdp",
-                 "optim.lr": 1e-3}
+                 "optim.lr": 1e-3, **credit}
     proc = _launch(["rl", *MEDIA, *[f"{k}={v}" for k, v in overrides.items()]], tmp_path)
     assert proc.returncode == 0, _failure(proc)
 
@@ -161,6 +166,8 @@ def test_tgrpo_sharded_with_unequal_modalities_and_shuffled_groups(workspace, tm
     # the questions' modalities as planned: video groups only on rank 1 in step 1, on both in step 2
     # (temporal/video_groups is averaged over the processes that had a value)
     assert lines[0]["temporal/video_groups"] == 1.0 and lines[1]["temporal/video_groups"] == 1.5
+    if credit:  # every video response's reliance measured, on the processes that had video groups
+        assert all(line["temporal/reliance"] is not None for line in lines)
     checkpoint = out / "checkpoint-2"
     assert (checkpoint / "sharded").is_dir()  # each process wrote its own shards
     assert (checkpoint / "hf" / "model.safetensors").is_file()  # and the gathered export

@@ -10,6 +10,7 @@ data, or one waits forever for a gather that the others never start. The measure
 - `generate(synced_gpus=True)`: a process whose responses have ended keeps joining the others' steps;
 - the shuffled-group generations of a micro-batch: as many calls on every process (`agree_max`), the
   processes with fewer make padding calls whose results are discarded (the update is unchanged);
+- the per-response credit's teacher-forced forwards: on every process or none, padded the same way;
 - SFT's held-out evaluation: as many batches on every process, padded the same way.
 
 FSDP2 (`torch.distributed.fsdp.fully_shard`) is applied here, by the project's own code, on every

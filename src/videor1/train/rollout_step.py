@@ -142,9 +142,12 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
     # 4. Advantages (Eq. 2–3): the bonus on the correct responses, normalised per group.
     bonus = temporal_bonus(correct, r_t, G)
     if per_response:
-        if parallel is not None and parallel.lockstep:  # its forward runs a data-dependent number of times
-            raise ValueError("algo.temporal_credit=response does not run with sharded weights yet")
         credited = [b for b in videos if bool(correct[groups[b]].any())]  # only correct responses earn it
+        if parallel is not None and parallel.lockstep:
+            # Sharded weights: the two teacher-forced forwards run on every process or on none (agreed
+            # before); one without a credited group runs them on a response of its own, discarded.
+            if parallel.agree_max(int(bool(credited))) and not credited:
+                padding_reliance(questions, inputs, vision, completions, config, policy)
         reliance = order_reliances(questions, credited, inputs, vision, completions, config, policy, step,
                                    rank)
         bonus = response_temporal_bonus(correct, reliance, algo.alpha, algo.credit_threshold,
@@ -231,21 +234,26 @@ def padding_generation(questions: list[Question], batch, vision: dict, config: R
     """A generate call shaped like a shuffled group's (G~ responses to one prompt; its media encoded by
     the engine under `frame` shuffling, precomputed otherwise) on the micro-batch's first question,
     made only to keep sharded processes in step. Its responses are discarded."""
+    encoded = EncodedPrompts(*first_prompt(questions, batch, vision)) \
+        if config.media.shuffle == "temporal_patch" else None
+    engine.generate([questions[0].prompt], config.algo.num_shuffled, config.sampling, seeds=[seed],
+                    encoded=encoded)
+
+
+def first_prompt(questions: list[Question], batch, vision: dict) -> tuple[dict, dict]:
+    """The micro-batch's first question alone: its row of the model inputs and its media's embeddings
+    (for the padding calls that keep sharded processes in step)."""
     first = questions[0]
-    if config.media.shuffle == "temporal_patch":
-        one = {key: batch[key][:1] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
-        media = {"video": first.prompt.video, "image": first.prompt.image}
-        modality = next((name for name, item in media.items() if item is not None), None)
-        if modality is not None:  # the first row's media is the first item of its modality
-            grid = f"{modality}_grid_thw"
-            one[grid] = batch[grid][:1]
-            if modality == "video" and "second_per_grid_ts" in batch:
-                one["second_per_grid_ts"] = batch["second_per_grid_ts"][:1]
-        one_vision = {modality: select_items(vision, modality, [0])[modality]} if modality else {}
-        encoded = EncodedPrompts(one, one_vision)
-    else:
-        encoded = None
-    engine.generate([first.prompt], config.algo.num_shuffled, config.sampling, seeds=[seed], encoded=encoded)
+    one = {key: batch[key][:1] for key in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    media = {"video": first.prompt.video, "image": first.prompt.image}
+    modality = next((name for name, item in media.items() if item is not None), None)
+    if modality is None:
+        return one, {}
+    grid = f"{modality}_grid_thw"  # the first row's media is the first item of its modality
+    one[grid] = batch[grid][:1]
+    if modality == "video" and "second_per_grid_ts" in batch:
+        one["second_per_grid_ts"] = batch["second_per_grid_ts"][:1]
+    return one, {modality: select_items(vision, modality, [0])[modality]}
 
 
 @torch.no_grad()
@@ -274,6 +282,17 @@ def order_reliances(questions: list[Question], indices: list[int], inputs, visio
     permuted = sequence_logprobs(policy, shuffled.batch, ids, mask, G, temperature, shuffled.vision)
     reliance[rows] = order_reliance(ordered, permuted, mask).float().cpu()
     return reliance
+
+
+@torch.no_grad()
+def padding_reliance(questions: list[Question], batch, vision: dict, completions: Completions,
+                     config: RLConfig, policy) -> None:
+    """The two forwards of `order_reliances` (ordered, shuffled; here the same media twice) on the
+    micro-batch's first question and its first response, made only to keep sharded processes in step."""
+    one, one_vision = first_prompt(questions, batch, vision)
+    temperature = config.sampling.temperature or 1.0
+    for _ in range(2):
+        sequence_logprobs(policy, one, completions.ids[:1], completions.mask[:1], 1, temperature, one_vision)
 
 
 def response_credit_statistics(videos: list[int], rewards: Tensor, bonus: Tensor, reliance: Tensor,
