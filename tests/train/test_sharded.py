@@ -245,6 +245,7 @@ UPDATE = textwrap.dedent('''
     from videor1.models.inputs import Prompt, encode
     from videor1.models.loading import ModelOptions, load_model, load_processor
     from videor1.models.logprobs import GroupedPolicy
+    from videor1.models.prefix import unsupported_reason
     from videor1.rollout.base import Completions
     from videor1.train.config import load_config
     from videor1.train.parallel import Parallel
@@ -279,6 +280,7 @@ UPDATE = textwrap.dedent('''
                               torch.ones(rows.stop - rows.start, dtype=torch.bool))
     inputs = encode(processor, prompts[mine])
     rollout = RolloutBatch(tuple(prompts[mine]), inputs, {}, completions, advantages)
+    prefix_off = unsupported_reason(model, inputs)  # None: the shared-prefix forward, sharded or not
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     policy, optimizer, scheduler = parallel.prepare(GroupedPolicy(model), optimizer, scheduler)
@@ -288,7 +290,8 @@ UPDATE = textwrap.dedent('''
     everyone = parallel.gather(advantages)  # collectives on every process, then rank 0 writes
     if accelerator.is_main_process:
         gradient = {k.removeprefix("model."): before[k.removeprefix("model.")] - v for k, v in after.items()}
-        torch.save({"loss": loss, "gradient": gradient, "advantages": everyone}, out)
+        torch.save({"loss": loss, "gradient": gradient, "advantages": everyone, "prefix_off": prefix_off},
+                   out)
 ''')
 
 
@@ -296,7 +299,9 @@ UPDATE = textwrap.dedent('''
 def test_update_of_two_processes_equals_one_process_on_twice_the_batch(workspace, tmp_path, aggregation,
                                                                        scale):
     """N processes x B prompts take the update of 1 process x N*B: the token count of `token` aggregation
-    and the std of `scale=batch` are the global batch's, not each process's."""
+    and the std of `scale=batch` are the global batch's, not each process's. Both run the shared-prefix
+    forward (two forwards per backward; under FSDP2 the prompt pass's weights are gathered again when
+    the gradient reaches its keys and values: without that the backward reads freed storage)."""
     script = tmp_path / "update.py"
     script.write_text(UPDATE)
     args = [str(workspace / "tiny"), "", "fsdp", aggregation, scale]
@@ -307,6 +312,7 @@ def test_update_of_two_processes_equals_one_process_on_twice_the_batch(workspace
                           scale], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert one.returncode == 0, one.stderr[-4000:]
     sharded, single = torch.load(tmp_path / "two.pt"), torch.load(tmp_path / "one.pt")
+    assert sharded["prefix_off"] is None and single["prefix_off"] is None
     torch.testing.assert_close(sharded["advantages"], single["advantages"], rtol=0.0, atol=0.0)  # same std
     assert sharded["loss"] == pytest.approx(single["loss"], rel=1e-5)
     assert sharded["gradient"].keys() == single["gradient"].keys()

@@ -38,13 +38,28 @@ _warned: set[str] = set()
 
 class _RecordingLayer(DynamicLayer):
     """The prompt pass: keeps the layer's keys and values (B, heads, P-1, d), returns them unchanged.
-    A checkpointing replay overwrites them with equal values instead of appending."""
+    A checkpointing replay overwrites them with equal values instead of appending.
+
+    `owner`: the decoder layer when FSDP2 shards it. FSDP gathers a layer's weights for the backward
+    when the gradient reaches the layer's outputs; the response pass's gradient enters the prompt pass
+    through these keys and values instead, so their first gradient gathers the weights itself."""
+
+    def __init__(self, owner=None):
+        super().__init__()
+        self.owner = owner
 
     def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        if self.owner is not None and key_states.requires_grad:
+            for states in (key_states, value_states):
+                states.register_hook(self._gather)
         self.keys, self.values = key_states, value_states
         return key_states, value_states
+
+    def _gather(self, grad: Tensor) -> Tensor:
+        self.owner.unshard()  # a no-op when already gathered
+        return grad
 
 
 class _PrefixLayer(DynamicLayer):
@@ -96,6 +111,14 @@ def _reserve(states: Tensor, capacity: int, copies: int = 1) -> Tensor:
     return buffer.view(rows * copies, heads, capacity, width)
 
 
+def _sharded_layers(model, count: int) -> list:
+    """Per decoder layer, the layer itself where FSDP2 shards it (None elsewhere)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    layers = getattr(_base(model).model.language_model, "layers", [])
+    return [layer if isinstance(layer, FSDPModule) else None for layer in layers] or [None] * count
+
+
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -109,8 +132,8 @@ def unsupported_reason(model, batch) -> str | None:
                f"(supported: {', '.join(_EXACT_ATTENTION)})"
     for module in base.modules():
         kind = type(module).__name__
-        if kind.startswith("FSDP") or kind == "FullyShardedDataParallel":
-            return "FSDP-sharded model: two forwards per backward are not verified under FSDP"
+        if kind == "FullyShardedDataParallel":
+            return "FSDP1-wrapped model: two forwards per backward are verified under FSDP2 only"
         if getattr(module, "gradient_checkpointing", False) and module.training:
             checkpoint = getattr(module, "_gradient_checkpointing_func", None)
             if getattr(checkpoint, "keywords", {}).get("use_reentrant", False):
@@ -175,14 +198,14 @@ def prefix_logits(model, batch, completion_ids: Tensor, completion_mask: Tensor,
     ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["mm_token_type_ids"]
     layers = _base(model).config.get_text_config().num_hidden_layers
     positions = prompt_positions(model, batch)
-    recorded = Cache(layers=[_RecordingLayer() for _ in range(layers)])
+    recorded = Cache(layers=[_RecordingLayer(owner) for owner in _sharded_layers(model, layers)])
     with _cache_under_checkpointing(model):
         # 1. The prompts without their last token, once each: only their keys and values are used.
-        _base(model).model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
-                           mm_token_type_ids=types[:, :-1], mm_encoder_outputs=dict(vision),
-                           **{cache_argument(): recorded},
-                           position_ids=None if positions is None else positions[..., :-1], use_cache=True,
-                           **_timing(batch))
+        #    Through the whole model (one logit computed), so that FSDP gathers its embeddings.
+        model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], mm_token_type_ids=types[:, :-1],
+              mm_encoder_outputs=dict(vision), **{cache_argument(): recorded}, logits_to_keep=1,
+              position_ids=None if positions is None else positions[..., :-1], use_cache=True,
+              **_timing(batch))
         prefix = Cache(layers=[_PrefixLayer(r.keys.repeat_interleave(G, 0), r.values.repeat_interleave(G, 0))
                                for r in recorded.layers])
         # 2. Each sequence from the prompt's last token on: [last prompt token, response[:-1]] (B*G, T).
@@ -227,9 +250,9 @@ def prefill(model, batch, vision: dict, n: int, room: int = 0) -> tuple[Cache, T
     if (positions[..., -1] != positions.amax(dim=(0, 2))).any():
         return None
     cache = DynamicCache(config=_base(model).config)
-    inner(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], mm_token_type_ids=types[:, :-1],
+    model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], mm_token_type_ids=types[:, :-1],
           mm_encoder_outputs=dict(vision), position_ids=positions[..., :-1], use_cache=True,
-          **{cache_argument(): cache}, **_timing(batch))
+          **{cache_argument(): cache}, logits_to_keep=1, **_timing(batch))
     cache = Cache(layers=[_ReservedLayer(layer.keys, layer.values, n, room) for layer in cache.layers])
     return cache, deltas.repeat_interleave(n, 0)
 
