@@ -95,3 +95,43 @@ def test_order_reliance_equals_teacher_forcing_on_re_encoded_shuffled_frames(rl_
         assert torch.allclose(reliance[rows], expected, rtol=1e-3, atol=3e-5), (reliance[rows], expected)
         moved.append(expected.abs().max())
     assert max(moved) > 3e-4  # the order does change these completions' likelihood
+
+
+@pytest.mark.parametrize("tags_are_tokens", [True, False])
+def test_answer_tokens_mark_the_content_the_reward_reads(tags_are_tokens):
+    """`algo.credit_span=answer`: the marked tokens decode to text holding the final answer's content,
+    and nothing before them reaches into it; no answer, no marks. With the tags as single tokens (the
+    tiny tokenizer) and split into pieces that the BPE merges with the text around them."""
+    from videor1.models.tiny import build_tokenizer
+    from videor1.rewards.answers import answer_span, extract_answer
+    from videor1.train.rollout_step import answer_tokens
+
+    texts = ["<think>cells 3 then 5</think><answer>left</answer>",
+             "<think>a draft</think><answer>draft</answer> then <answer> the right one </answer>",
+             "<think>no answer here</think>", "<answer></answer>", "<answer>up ↑ é</answer>junk",
+             "<answer>unclosed"]
+    tokenizer = build_tokenizer(texts * 20, vocab_size=300)
+    if not tags_are_tokens:  # the same BPE without the added reasoning tokens
+        from transformers import PreTrainedTokenizerFast
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer,
+                                            pad_token="<|endoftext|>")
+    rows = [tokenizer.encode(text) for text in texts]
+    T = max(map(len, rows)) + 3
+    ids = torch.tensor([row + [tokenizer.pad_token_id] * (T - len(row)) for row in rows])
+    mask = (torch.arange(T)[None, :] < torch.tensor([len(row) for row in rows])[:, None]).long()
+    marked = answer_tokens(ids, mask, tokenizer)
+    assert not marked[mask == 0].any()
+    for row, text in zip(rows, texts):
+        i = texts.index(text)
+        decoded = tokenizer.decode(row, skip_special_tokens=True)
+        span = answer_span(decoded)
+        on = marked[i].nonzero().flatten().tolist()
+        if span is None or not extract_answer(decoded):
+            assert not on, text
+            continue
+        start, end = on[0], on[-1] + 1
+        assert on == list(range(start, end))  # one run of tokens
+        assert extract_answer(decoded) in tokenizer.decode(row[start:end], skip_special_tokens=True)
+        assert len(tokenizer.decode(row[:start], skip_special_tokens=True)) <= span[0]
+        assert len(tokenizer.decode(row[:start + 1], skip_special_tokens=True)) > span[0]
+    assert "draft" not in tokenizer.decode(rows[1][marked[1].nonzero().min():], skip_special_tokens=True)

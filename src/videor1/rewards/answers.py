@@ -57,12 +57,18 @@ def extract_answer(text: str) -> str | None:
     The last pair wins because models often restate a draft answer inside their
     reasoning before the final one. ``None`` when there is no complete pair.
     """
+    span = answer_span(text)
+    return None if span is None else text[span[0]:span[1]].strip()
+
+
+def answer_span(text: str) -> tuple[int, int] | None:
+    """Character span [start, end) of the content that `extract_answer` reads (unstripped), or None."""
     if not isinstance(text, str):
         return None
     last = None
     for match in _ANSWER_PAIR.finditer(text):
         last = match
-    return None if last is None else last.group(1).strip()
+    return None if last is None else last.span(1)
 
 
 def normalize_text(text: str) -> str:

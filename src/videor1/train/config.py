@@ -60,6 +60,9 @@ class AlgoConfig(_Section):
                                     "given.")
     credit_scale: float = Field(default=1.0, ge=0.0, description="Nats above the threshold for the full "
                                 "alpha (linear in between); 0: a step at the threshold.")
+    credit_span: Literal["response", "answer"] = Field(
+        default="response", description="The tokens whose order reliance the credit sums: the whole "
+        "response, or the content of its final <answer> tag only (docs/demo.md, round N).")
     bonus_placement: Literal["reward", "advantage"] = Field(
         default="reward",
         description="Add r_t to the rewards (paper, Eq. 2) or to the normalised advantages.")

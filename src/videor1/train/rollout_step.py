@@ -7,6 +7,7 @@ models, media and math together.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from videor1.models.inputs import Prompt, Question, encode
 from videor1.models.logprobs import sequence_logprobs
 from videor1.models.vision import encode_vision, select_items
 from videor1.rewards import accuracy_rewards, format_reward
+from videor1.rewards.answers import answer_span
 from videor1.rollout.base import Completions, EncodedPrompts, Engine
 from videor1.train.config import RLConfig
 from videor1.train.parallel import Parallel
@@ -149,7 +151,7 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
             if parallel.agree_max(int(bool(credited))) and not credited:
                 padding_reliance(questions, inputs, vision, completions, config, policy)
         reliance = order_reliances(questions, credited, inputs, vision, completions, config, policy, step,
-                                   rank)
+                                   rank, processor.tokenizer)
         bonus = response_temporal_bonus(correct, reliance, algo.alpha, algo.credit_threshold,
                                         algo.credit_scale)
         temporal = response_credit_statistics(videos, rewards, bonus, reliance, correct, config)
@@ -258,10 +260,13 @@ def first_prompt(questions: list[Question], batch, vision: dict) -> tuple[dict, 
 
 @torch.no_grad()
 def order_reliances(questions: list[Question], indices: list[int], inputs, vision: dict,
-                    completions: Completions, config: RLConfig, policy, step: int, rank: int) -> Tensor:
+                    completions: Completions, config: RLConfig, policy, step: int, rank: int,
+                    tokenizer=None) -> Tensor:
     """(B*G,) log pi(o_i | ordered) - log pi(o_i | shuffled) of every response to the video questions
     `indices` (0 elsewhere): the sampled responses teacher-forced once with the frames in order and once
-    with them shuffled as the shuffled group would see them (`shuffled_prompts`), no generation."""
+    with them shuffled as the shuffled group would see them (`shuffled_prompts`), no generation.
+    Summed over the whole response, or with `algo.credit_span=answer` over its final answer's tokens
+    (`tokenizer` then needed)."""
     G = config.algo.num_generations
     reliance = torch.zeros(len(questions) * G)
     if not indices:
@@ -280,8 +285,35 @@ def order_reliances(questions: list[Question], indices: list[int], inputs, visio
     temperature = config.sampling.temperature or 1.0
     ordered = sequence_logprobs(policy, shuffled.batch, ids, mask, G, temperature, ordered_vision)
     permuted = sequence_logprobs(policy, shuffled.batch, ids, mask, G, temperature, shuffled.vision)
+    if config.algo.credit_span == "answer":
+        mask = mask * answer_tokens(ids, mask, tokenizer).to(mask.device)
     reliance[rows] = order_reliance(ordered, permuted, mask).float().cpu()
     return reliance
+
+
+def answer_tokens(ids: Tensor, mask: Tensor, tokenizer) -> Tensor:
+    """(N, T) 1 on the tokens that hold the content of each response's final <answer> tag (what the
+    accuracy reward reads, `rewards.answers.answer_span`), 0 elsewhere and where there is none. A token
+    is in when any byte of the content is: the boundaries come from decoding growing prefixes."""
+    marked = torch.zeros_like(mask, device="cpu")
+    for row in range(ids.shape[0]):
+        tokens = ids[row, :int(mask[row].sum())].tolist()
+        text = tokenizer.decode(tokens, skip_special_tokens=True)
+        span = answer_span(text)
+        if span is None or span[0] == span[1]:
+            continue
+        before, through = text[:span[0]], text[:span[1]]
+
+        def prefix(k: int) -> str:
+            return tokenizer.decode(tokens[:k], skip_special_tokens=True)
+
+        positions = range(len(tokens) + 1)
+        # the first k tokens end before the content / have decoded all of it (both monotone in k; a
+        # character cut between two byte tokens decodes to U+FFFD and counts as not yet decoded)
+        start = bisect.bisect_left(positions, True, key=lambda k: not before.startswith(prefix(k))) - 1
+        end = bisect.bisect_left(positions, True, key=lambda k: prefix(k).startswith(through))
+        marked[row, start:end] = 1
+    return marked
 
 
 @torch.no_grad()
