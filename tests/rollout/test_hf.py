@@ -67,6 +67,15 @@ def test_the_sampler_draws_the_warped_distribution_and_nothing_outside_it():
     assert ((counts - expected).abs() <= 5 * error + 1e-12).all()
 
 
+def test_the_sampler_never_draws_a_suppressed_token():
+    """The engine's vision tokens are suppressed inside the sampler (not by a second processor)."""
+    logits = torch.zeros(1000, 8)
+    logits[:, 3] = 50.0  # all the probability, were it not suppressed
+    sampler = _RowStreams(SAMPLING, [torch.Generator().manual_seed(0)], None, suppressed=[3, 5])
+    tokens = sampler(None, logits).argmax(dim=-1)
+    assert not torch.isin(tokens, torch.tensor([3, 5])).any() and len(tokens.unique()) > 2
+
+
 def test_inverse_transform_never_draws_a_zero_probability_token_at_the_edges():
     probs = torch.tensor([[0.0, 0.5, 0.0, 0.5, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0]])
     for u in (0.0, 0.25, 0.5 - 1e-12, 0.5, 1.0 - 1e-16, 1.0):  # u = 1.0: u * total rounded to the total

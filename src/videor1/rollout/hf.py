@@ -5,15 +5,16 @@ Vision embeddings are computed once per prompt and shared by its n responses (or
 
 Random streams. With `seed`, one torch.Generator seeded with it samples every row of the call, without
 touching the global random state. With `seeds`, the n rows of prompt b draw from a generator of their
-own, so prompt b's completions do not depend on the other prompts of the call. Both run as the last
-logits processor of `generate`: it applies the sampling warpers (temperature, top-k, top-p:
-transformers' own classes, in transformers' order), draws each row's token from its stream by
-inverse transform (one uniform per row against the row's cumulative distribution, in float64) and
-returns scores that put all the probability on that token, which `generate` then picks greedily.
-`torch.multinomial` draws the same distribution but with one exponential variate per vocabulary entry:
-at a 1k vocabulary and 32 rows it took 1.1 ms a token against 0.05 ms, twice a token when transformers
-sampled again from the one-hot scores (bench/rl_vs_trl.py's profile). Rows that have ended keep
-drawing (transformers pads them); the draws after a row's end token do not change its completion.
+own, so prompt b's completions do not depend on the other prompts of the call. Both run as the only
+logits processor of `generate` (which inspects every processor's signature every token): it sets the
+vision tokens to -inf, applies the sampling warpers (temperature, top-k, top-p: transformers' own
+classes, in transformers' order), draws each row's token from its stream by inverse transform (one
+uniform per row against the row's cumulative distribution, in float64) and returns scores that put
+all the probability on that token, which `generate` then picks greedily. `torch.multinomial` draws the
+same distribution but with one exponential variate per vocabulary entry: at a 1k vocabulary and 32
+rows it took 1.1 ms a token against 0.05 ms, twice a token when transformers sampled again from the
+one-hot scores (bench/rl_vs_trl.py's profile). Rows that have ended keep drawing (transformers pads
+them); the draws after a row's end token do not change its completion.
 Without `seed` or `seeds`, transformers samples from the global random state as usual.
 """
 
@@ -120,18 +121,19 @@ class HFEngine:
 
         options = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=copies,
                        return_dict_in_generate=True, output_logits=logprobs, eos_token_id=self.eos_ids,
-                       pad_token_id=self.pad_id, use_cache=True, suppress_tokens=self.suppressed,
-                       do_sample=False)
+                       pad_token_id=self.pad_id, use_cache=True, do_sample=False)
         if stop is not None:
             options["stopping_criteria"] = StoppingCriteriaList([_StopWhen(stop)])
         if sampling.temperature == 0.0:
-            return options
+            return {**options, "suppress_tokens": self.suppressed}
         if seed is None and seeds is None:  # the global random state, as transformers samples
-            return {**options, "do_sample": True, "temperature": sampling.temperature,
-                    "top_p": sampling.top_p, "top_k": sampling.top_k or 0}
+            return {**options, "suppress_tokens": self.suppressed, "do_sample": True,
+                    "temperature": sampling.temperature, "top_p": sampling.top_p,
+                    "top_k": sampling.top_k or 0}
         streams = [_generator(s, self.device) for s in ([seed] if seeds is None else seeds)]
         rows = None if seeds is None else n  # one stream: all rows; per prompt: its n rows
-        processors = LogitsProcessorList([_RowStreams(sampling, streams, rows)])
+        # the only processor: generate inspects each processor's signature every token (~0.2 ms each)
+        processors = LogitsProcessorList([_RowStreams(sampling, streams, rows, self.suppressed)])
         if copies == 1:  # greedy on the processor's one-hot scores: the drawn token
             return {**options, "logits_processor": processors}
         # greedy refuses copies > 1: transformers samples from the one-hot scores, with no warpers of its
@@ -144,11 +146,13 @@ _PIXELS = {pixels for pixels, _ in MODALITIES.values()}
 
 
 class _RowStreams:
-    """The last logits processor of `generate`, which samples: warpers, then each block of `rows` rows
-    (None: all rows) draws its token from its own generator; the returned scores are 0 at the drawn
-    token and -inf elsewhere, so that transformers' own draw can only select it."""
+    """The logits processor of `generate` that samples: the suppressed tokens set to -inf, warpers, then
+    each block of `rows` rows (None: all rows) draws its token from its own generator; the returned
+    scores are 0 at the drawn token and -inf elsewhere, so that transformers' own draw can only select
+    it."""
 
-    def __init__(self, sampling: SamplingConfig, generators: list[torch.Generator], rows: int | None):
+    def __init__(self, sampling: SamplingConfig, generators: list[torch.Generator], rows: int | None,
+                 suppressed: Sequence[int] = ()):
         from transformers.generation.logits_process import (
             TemperatureLogitsWarper,
             TopKLogitsWarper,
@@ -163,10 +167,12 @@ class _RowStreams:
             self.warpers.append(TopKLogitsWarper(top_k=sampling.top_k))
         if sampling.top_p < 1.0:
             self.warpers.append(TopPLogitsWarper(top_p=sampling.top_p))
-        self.generators, self.rows = generators, rows
+        self.generators, self.rows, self.suppressed = generators, rows, list(suppressed)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """scores: (N, V) float32 after transformers' processors (suppressed tokens at -inf) -> (N, V)."""
+        """scores: (N, V) float32 logits -> (N, V)."""
+        if self.suppressed:
+            scores = scores.index_fill(1, torch.tensor(self.suppressed, device=scores.device), float("-inf"))
         for warper in self.warpers:
             scores = warper(input_ids, scores)
         rows = scores.shape[0]
@@ -186,9 +192,10 @@ def inverse_transform(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tens
     never drawn: its cumulative value equals its predecessor's, which is already <= u * total."""
     cumulative = probs.to(torch.float64).cumsum(dim=-1)
     tokens = torch.searchsorted(cumulative, uniforms * cumulative[:, -1:], right=True)
-    # u * total rounded up to the total itself: the last token of positive probability
-    last = (probs > 0).cumsum(dim=-1).argmax(dim=-1, keepdim=True)
-    return torch.minimum(tokens, last)
+    if bool((tokens == probs.shape[-1]).any()):  # u * total rounded up to the total itself (rare)
+        last = (probs > 0).cumsum(dim=-1).argmax(dim=-1, keepdim=True)  # the last positive token
+        tokens = torch.minimum(tokens, last)
+    return tokens
 
 
 class _StopWhen:
