@@ -1,6 +1,7 @@
 """`collect` on micro-batches of several video questions: all their shuffled groups in one engine call,
-each question on its own seeded stream, so that generating fewer of them (the exact skip) or each alone
-changes nothing. The engine-trainer parity the RL loop logs every step."""
+each question on its own seeded stream, so that generating fewer of them (the exact skip), stopping a
+group once its r_t is decided, or generating each alone changes nothing. The engine-trainer parity the
+RL loop logs every step."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_shuffled_groups_of_a_micro_batch_are_one_call_and_skipping_changes_noth
     loaded = load_records(tmp_path / "videos.json", media_root=synth)
     source = QuestionSource(loaded, config, processor, SkipLog(), 0, 1)
     engine = CountingEngine(HFEngine(model, processor))
-    skipped = changed = 0
+    skipped = changed = cut = 0
     for step in range(3):
         questions = source.questions(step, 0)
         engine.calls.clear()
@@ -70,17 +71,19 @@ def test_shuffled_groups_of_a_micro_batch_are_one_call_and_skipping_changes_noth
         assert torch.equal(always.completions.ids, skipping.completions.ids)
         assert torch.equal(always.advantages, skipping.advantages)
         skipped += round(skipping.metrics["temporal/shuffled_skipped"] * 5)
+        cut += skipping.metrics["temporal/shuffled_cut"] or 0
         changed += round(skipping.metrics["temporal/changed_advantages"] * 5)
         # each question's shuffled responses (and p~) are what it gets generating its shuffled group alone
         indices = list(range(5))
         engine.texts.clear()
         inputs, vision = always.inputs, always.vision
-        batched = shuffled_accuracies(questions, indices, inputs, vision, config, engine, processor, step, 0)
-        alone = [shuffled_accuracies(questions, [b], inputs, vision, config, engine, processor, step, 0)[0]
-                 for b in indices]
+        args = (inputs, vision, config, engine, processor, step, 0)
+        batched, _ = shuffled_accuracies(questions, indices, *args)
+        alone = [shuffled_accuracies(questions, [b], *args)[0][0] for b in indices]
         assert batched == alone and engine.texts[0] == [text for texts in engine.texts[1:] for text in texts]
         assert len(set(engine.texts[0])) > 5  # sampled responses that differ: their equality means something
     assert skipped > 0 and changed > 0  # the skip happened, and the temporal bonus was at work
+    assert cut > 0  # and some shuffled responses stopped once their group's r_t was decided
 
 
 class BlindEngine(CountingEngine):
@@ -121,3 +124,29 @@ def test_rl_refuses_an_engine_that_cannot_take_the_policys_weights(tmp_path):
     config = load_config(None, [f"model.path={tmp_path}", f"data.train_file={tmp_path / 'train.json'}",
                                 "rollout.engine=vllm", "rollout.importance_cap=2"])
     assert config.rollout.engine == "vllm" and config.rollout.importance_cap == 2.0
+
+
+def test_a_shuffled_group_is_settled_once_every_reachable_p_gives_the_same_reward():
+    """Eq. 1 (paper) at p = 0.5: r_t = alpha iff p~ <= 0.5. Two groups of two rows; a row's text is its
+    token (1 right, 0 wrong); a group stops when its fewest and most reachable corrects agree."""
+    from videor1.train.rollout_step import settle_groups
+
+    class Tokens:
+        def batch_decode(self, ids, skip_special_tokens):
+            return [str(int(row[0])) for row in ids]
+
+    scored = []
+
+    def correct(texts, rows):
+        scored.extend(rows)
+        return torch.tensor([text == "1" for text in texts])
+
+    settled = settle_groups(2, 2, lambda j, p: 0.3 if 0.5 >= p else 0.0, correct, Tokens())
+    ids = torch.tensor([[0], [1], [1], [1]])
+    none = torch.zeros(4, dtype=torch.bool)
+    assert settled(ids, none).tolist() == [False] * 4
+    # row 0 wrong: group 0 can reach p~ 0 or 0.5, alpha either way; row 2 right: group 1 0.5 or 1, open
+    assert settled(ids, torch.tensor([True, False, True, False])).tolist() == [True, True, False, False]
+    # row 3 right too: p~ = 1, decided (no bonus); rows already scored are not scored again
+    assert settled(ids, torch.tensor([True, False, True, True])).tolist() == [True] * 4
+    assert sorted(scored) == [0, 2, 3]

@@ -91,8 +91,8 @@ class Engine(Protocol):
 
     def generate(self, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, *,
                  seed: int | None = None, seeds: Sequence[int] | None = None, logprobs: bool = False,
-                 encoded: EncodedPrompts | None = None,
-                 stop: Callable[[], bool] | None = None) -> Completions:
+                 encoded: EncodedPrompts | None = None, stop: Callable[[], bool] | None = None,
+                 settled: Callable[[Tensor, Tensor], Tensor] | None = None) -> Completions:
         """n completions per prompt (rows b * n + i).
 
         prompts: B `videor1.models.inputs.Prompt` (text plus a decoded image or video clip with its frames,
@@ -104,6 +104,10 @@ class Engine(Protocol):
             use them ignore them: they generate from `prompts`).
         stop: polled while generating; when it returns True the engine stops early and returns what it has
             (a server's cancelled request). Engines that cannot stop early ignore it.
+        settled: called after each new token with the (B*n, t) tokens generated so far and which rows have
+            produced their end token (bool (B*n,)); returns which rows may stop there, their completions
+            cut (bool (B*n,); the shuffled groups whose temporal reward is decided). Only saves work:
+            engines that cannot stop rows early ignore it.
         """
         ...
 

@@ -30,7 +30,7 @@ from videor1.rollout.base import Completions, EncodedPrompts, SamplingConfig, ch
 from videor1.rollout.chat import ChatClient
 
 if TYPE_CHECKING:
-    from torch import nn
+    from torch import Tensor, nn
 
 SEED_MODULUS = 2**63  # vLLM takes a signed 64-bit seed
 
@@ -47,13 +47,14 @@ class EndpointEngine:
 
     def generate(self, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, *,
                  seed: int | None = None, seeds: Sequence[int] | None = None, logprobs: bool = False,
-                 encoded: EncodedPrompts | None = None,
-                 stop: Callable[[], bool] | None = None) -> Completions:
+                 encoded: EncodedPrompts | None = None, stop: Callable[[], bool] | None = None,
+                 settled: Callable[[Tensor, Tensor], Tensor] | None = None) -> Completions:
         """n completions per prompt (rows b * n + i); see `videor1.rollout.base.Engine.generate`.
 
         A chat server returns text, not token ids: `ids` are 0 and `mask` marks the server's count of
-        completion tokens, so that `lengths` is right. `logprobs` are not supported; `encoded` and `stop`
-        are ignored. A request that fails for good raises its error, with the failed prompt named in it.
+        completion tokens, so that `lengths` is right. `logprobs` are not supported; `encoded`, `stop`
+        and `settled` are ignored. A request that fails for good raises its error, with the failed prompt
+        named in it.
         """
         check_seeds(prompts, seed, seeds)
         if logprobs:

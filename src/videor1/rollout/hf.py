@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from videor1.models.inputs import Prompt, encode
 from videor1.models.logprobs import selective_log_softmax
@@ -76,8 +76,8 @@ class HFEngine:
     @torch.no_grad()
     def generate(self, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, *,
                  seed: int | None = None, seeds: Sequence[int] | None = None, logprobs: bool = False,
-                 encoded: EncodedPrompts | None = None,
-                 stop: Callable[[], bool] | None = None) -> Completions:
+                 encoded: EncodedPrompts | None = None, stop: Callable[[], bool] | None = None,
+                 settled: Callable[[Tensor, Tensor], Tensor] | None = None) -> Completions:
         """n completions per prompt (rows b * n + i); see `videor1.rollout.base.Engine.generate`."""
         check_seeds(prompts, seed, seeds)
         was_training = self.model.training
@@ -94,6 +94,9 @@ class HFEngine:
                       if self.prefill_once and n > 1 else None)
             # prefilled: the n rows of each prompt are already there
             options = self._options(sampling, n if inputs is None else 1, n, seed, seeds, logprobs, stop)
+            if settled is not None:
+                prompt_length = batch["input_ids"].shape[1]
+                options["stopping_criteria"].append(_Settled(settled, prompt_length, self.eos_ids))
             if inputs is None:
                 inputs = {k: v for k, v in batch.items() if k != "video_metadata" and k not in _PIXELS}
                 inputs["mm_encoder_outputs"] = shallow_copy(vision)  # generate expands it in place
@@ -122,8 +125,7 @@ class HFEngine:
         options = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=copies,
                        return_dict_in_generate=True, output_logits=logprobs, eos_token_id=self.eos_ids,
                        pad_token_id=self.pad_id, use_cache=True, do_sample=False)
-        if stop is not None:
-            options["stopping_criteria"] = StoppingCriteriaList([_StopWhen(stop)])
+        options["stopping_criteria"] = StoppingCriteriaList([_StopWhen(stop)] if stop is not None else [])
         if sampling.temperature == 0.0:
             return {**options, "suppress_tokens": self.suppressed}
         if seed is None and seeds is None:  # the global random state, as transformers samples
@@ -206,6 +208,19 @@ class _StopWhen:
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         return torch.full((input_ids.shape[0],), bool(self.stop()), dtype=torch.bool, device=input_ids.device)
+
+
+class _Settled:
+    """Stopping criterion: the rows that `settled(generated tokens, ended rows)` says may stop (the tokens
+    after the prompt's `start`); transformers pads them from then on."""
+
+    def __init__(self, settled: Callable[[Tensor, Tensor], Tensor], start: int, eos_ids: list[int]):
+        self.settled, self.start, self.eos_ids = settled, start, eos_ids
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        generated = input_ids[:, self.start:]
+        ended = torch.isin(generated, torch.tensor(self.eos_ids, device=generated.device)).any(dim=1)
+        return self.settled(generated, ended).to(device=input_ids.device, dtype=torch.bool)
 
 
 def _generator(seed: int, device: torch.device) -> torch.Generator:

@@ -76,10 +76,11 @@ class VLLMEngine:
 
     def generate(self, prompts: Sequence[Prompt], n: int, sampling: SamplingConfig, *,
                  seed: int | None = None, seeds: Sequence[int] | None = None, logprobs: bool = False,
-                 encoded: EncodedPrompts | None = None,
-                 stop: Callable[[], bool] | None = None) -> Completions:
+                 encoded: EncodedPrompts | None = None, stop: Callable[[], bool] | None = None,
+                 settled: Callable[[Tensor, Tensor], Tensor] | None = None) -> Completions:
         """n completions per prompt (rows b * n + i); see `videor1.rollout.base.Engine.generate`.
-        `encoded` and `stop` are ignored (vLLM encodes the media itself and runs a call to its end)."""
+        `encoded`, `stop` and `settled` are ignored (vLLM encodes the media itself and runs a call to its
+        end)."""
         check_seeds(prompts, seed, seeds)
         if not prompts:
             raise ValueError("no prompts to generate for")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -107,7 +107,7 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
     #    the shuffled groups of every question that needs one, in one engine call.
     r_t = torch.zeros(len(questions))
     temporal = {"video_groups": 0, "shuffled_generated": 0, "granted": [], "changed": 0, "p": [],
-                "p_shuffled": []}
+                "p_shuffled": [], "cut": 0}
     videos = [b for b, q in enumerate(questions) if q.record.data_type == "video" and algo.name == "tgrpo"]
     kwargs = dict(alpha=algo.alpha, ratio=algo.temporal_ratio, scale=algo.scale,
                   placement=algo.bonus_placement, condition=algo.temporal_condition,
@@ -125,7 +125,11 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
         for _ in range(parallel.agree_max(calls) - calls):
             padding_generation(questions, inputs, vision, config, engine, processor,
                                sample_seed(config.run.seed, "padding", step, micro, rank))
-    p_shuffled = shuffled_accuracies(questions, needed, inputs, vision, config, engine, processor, step, rank)
+    # with the skip on, a shuffled group also stops as soon as its r_t is decided (`settle_groups`)
+    outcome = (lambda j, p: resolve_temporal_reward(rewards[groups[needed[j]]], correct[groups[needed[j]]], p,
+                                                    **kwargs)) if algo.skip_shuffled else None
+    p_shuffled, temporal["cut"] = shuffled_accuracies(questions, needed, inputs, vision, config, engine,
+                                                      processor, step, rank, outcome)
     p_shuffled = dict(zip(needed, p_shuffled))
     for b in [] if per_response else videos:
         group, p = groups[b], float(correct[groups[b]].float().mean())
@@ -170,6 +174,8 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
         "temporal/granted": _mean(temporal["granted"]),
         "temporal/changed_advantages": temporal["changed"] / n_video if n_video else None,
         "temporal/shuffled_skipped": 1 - temporal["shuffled_generated"] / n_video if n_video else None,
+        "temporal/shuffled_cut": (temporal["cut"] / (temporal["shuffled_generated"] * algo.num_shuffled)
+                                  if temporal["shuffled_generated"] else None),
         "temporal/reliance": _mean(temporal.get("reliance", [])),
         **cue_statistics(records, completions.texts, config),
         "time/rollout": time.perf_counter() - started,
@@ -178,20 +184,60 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
 
 
 def shuffled_accuracies(questions: list[Question], indices: list[int], inputs, vision: dict, config: RLConfig,
-                        engine: Engine, processor, step: int, rank: int) -> list[float]:
+                        engine: Engine, processor, step: int, rank: int,
+                        outcome: Callable[[int, float], float] | None = None) -> tuple[list[float], int]:
     """p~ of the video questions `indices`: the fraction of their G~ responses correct when their frames
-    are shuffled. All their shuffled groups in one engine call, each question sampling from its own
-    seeded stream, so that skipping other questions' shuffled groups changes nothing here."""
+    are shuffled, and how many responses were cut (below). All their shuffled groups in one engine call,
+    each question sampling from its own seeded stream, so that skipping other questions' shuffled groups
+    changes nothing here.
+
+    `outcome(j, p~)`: the temporal reward that p~ gives question indices[j]. With it, the engine may stop
+    a group's responses once every p~ still possible gives the same reward (`settle_groups`); responses
+    stopped that way count as wrong, so p~ is then a lower bound that gives the decided reward."""
     if not indices:
-        return []
+        return [], 0
     prompts, encoded, seeds = shuffled_prompts(questions, indices, inputs, vision, config, step, rank)
     n = config.algo.num_shuffled
-    completions = engine.generate(prompts, n, config.sampling, seeds=seeds, encoded=encoded)
     records = [questions[b].record for b in indices for _ in range(n)]
-    accuracy = torch.tensor(accuracy_rewards(completions.texts, [r.solution for r in records],
-                                             [r.problem_type for r in records], [r.options for r in records]))
-    correct = is_correct(accuracy, config.algo.correct_threshold, config.algo.correct_rule).float()
-    return correct.reshape(len(indices), n).mean(dim=1).tolist()
+
+    def correct(texts: list[str], rows: list[int]) -> Tensor:
+        picked = [records[i] for i in rows]
+        accuracy = accuracy_rewards(texts, [r.solution for r in picked], [r.problem_type for r in picked],
+                                    [r.options for r in picked])
+        return is_correct(torch.tensor(accuracy), config.algo.correct_threshold, config.algo.correct_rule)
+
+    settled = None if outcome is None else settle_groups(len(indices), n, outcome, correct,
+                                                         processor.tokenizer)
+    completions = engine.generate(prompts, n, config.sampling, seeds=seeds, encoded=encoded, settled=settled)
+    p = correct(completions.texts, list(range(len(records)))).float().reshape(len(indices), n).mean(dim=1)
+    # cut: neither ended nor at the length limit
+    cut = (~completions.finished & (completions.lengths < config.sampling.max_new_tokens)).sum()
+    return p.tolist(), int(cut)
+
+
+def settle_groups(groups: int, n: int, outcome: Callable[[int, float], float],
+                  correct: Callable[[list[str], list[int]], Tensor],
+                  tokenizer) -> Callable[[Tensor, Tensor], Tensor]:
+    """The engine's `settled` callback for `groups` shuffled groups of n rows (row j*n+i: group j): each
+    row that has ended is scored once; group j may stop when the fewest and the most correct responses
+    it can still reach give the same `outcome(j, p~)` (Eq. 1's condition is monotone in p~, so every
+    count in between gives it too). Whatever the rows not yet ended would have said, r_t is the same."""
+    scored: dict[int, bool] = {}
+    decided = torch.zeros(groups * n, dtype=torch.bool)
+
+    def settled(ids: Tensor, ended: Tensor) -> Tensor:
+        new = [row for row in ended.nonzero().flatten().tolist() if row not in scored and not decided[row]]
+        if new:
+            texts = tokenizer.batch_decode(ids[new].cpu(), skip_special_tokens=True)
+            scored.update(zip(new, correct(texts, new).tolist()))
+            for j in {row // n for row in new}:
+                known = [scored[row] for row in range(j * n, (j + 1) * n) if row in scored]
+                fewest, most = sum(known), sum(known) + n - len(known)
+                if outcome(j, fewest / n) == outcome(j, most / n):
+                    decided[j * n:(j + 1) * n] = True
+        return decided.clone()
+
+    return settled
 
 
 def shuffled_prompts(questions: list[Question], indices: list[int], inputs, vision: dict, config: RLConfig,
