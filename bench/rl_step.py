@@ -19,8 +19,10 @@ repeated --rounds times in rotated order (other processes on a shared machine th
 
 A step's time is the wall clock between two consecutive metrics.jsonl lines (the trainer writes one
 per step): everything a step does, including the question preparation and the reference log-prob
-forward, which `time/rollout` + `time/update` leave out. The median over all timed steps is shown, with
-the process's CPU time per step beside it.
+forward, which `time/rollout` + `time/update` leave out. The mean over all timed steps is shown (the
+cost per step of a run: a T-GRPO step costs more when it generates shuffled groups, about half of them
+here, so its step times have two modes and their median follows whichever holds the middle step),
+with the median and the process's CPU time per step beside it.
 """
 
 from __future__ import annotations
@@ -209,10 +211,11 @@ def summarize(name: str, runs: list[dict]) -> dict:
     groups = sum(m.get("temporal/video_groups") or 0 for m in lines)
     generated = sum((m.get("temporal/video_groups") or 0) * (1 - m["temporal/shuffled_skipped"])
                     for m in lines if m.get("temporal/shuffled_skipped") is not None)
-    return {"wall": statistics.median(w for run in runs for w in run["wall"]),
-            "cpu": statistics.median(c for run in runs for c in run["cpu"]),
-            "rollout": statistics.median(m["time/rollout"] for m in lines),
-            "update": statistics.median(m["time/update"] for m in lines),
+    return {"wall": statistics.mean(w for run in runs for w in run["wall"]),
+            "median": statistics.median(w for run in runs for w in run["wall"]),
+            "cpu": statistics.mean(c for run in runs for c in run["cpu"]),
+            "rollout": statistics.mean(m["time/rollout"] for m in lines),
+            "update": statistics.mean(m["time/update"] for m in lines),
             "generated": generated / groups if groups and name != "GRPO" else None,
             "accuracy": statistics.mean(m["reward/accuracy"] for m in lines),
             "length": statistics.mean(m["response/length"] for m in lines)}
@@ -266,20 +269,20 @@ def main() -> None:
 
     grpo, reference = results["GRPO"]["wall"], results["T-GRPO, reference way"]["wall"]
     table = Table(title=f"RL step, {args.prompts} prompts x G={args.generations}, {args.max_new_tokens} new "
-                        f"tokens: median of {args.steps} steps x {args.rounds} rounds (wall clock between "
+                        f"tokens: mean of {args.steps} steps x {args.rounds} rounds (wall clock between "
                         "metrics lines)")
-    for column in ("arm", "s/step", "vs GRPO", "vs ref. way", "shuffled generated", "CPU s/step", "rollout s",
-                   "update s", "other s", "accuracy", "tokens"):
+    for column in ("arm", "s/step", "vs GRPO", "vs ref. way", "median s/step", "shuffled generated",
+                   "CPU s/step", "rollout s", "update s", "other s", "accuracy", "tokens"):
         table.add_column(column, justify="left" if column == "arm" else "right")
     for name, r in results.items():
-        table.add_row(name, f"{r['wall']:.2f}", f"{r['wall'] / grpo:.2f}x", f"{r['wall'] / reference:.2f}x",
-                      "-" if r["generated"] is None else f"{r['generated']:.0%}", f"{r['cpu']:.2f}",
-                      f"{r['rollout']:.2f}",
-                      f"{r['update']:.2f}", f"{r['wall'] - r['rollout'] - r['update']:.2f}",
+        table.add_row(name, f"{r['wall']:.3f}", f"{r['wall'] / grpo:.2f}x", f"{r['wall'] / reference:.2f}x",
+                      f"{r['median']:.2f}", "-" if r["generated"] is None else f"{r['generated']:.0%}",
+                      f"{r['cpu']:.2f}", f"{r['rollout']:.2f}", f"{r['update']:.2f}",
+                      f"{r['wall'] - r['rollout'] - r['update']:.2f}",
                       f"{r['accuracy']:.2f}", f"{r['length']:.1f}")
     console.print(table)
     console.print("CPU s/step: this process's CPU time (all threads) per step, less sensitive to other "
-                  "processes. rollout, update: the trainer's time/rollout and time/update (medians); "
+                  "processes. rollout, update: the trainer's time/rollout and time/update (means); "
                   "other = s/step - both: "
                   "question preparation, the reference log-prob forward, logging.")
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
