@@ -129,7 +129,7 @@ def test_rl_refuses_an_engine_that_cannot_take_the_policys_weights(tmp_path):
 def test_a_shuffled_group_is_settled_once_every_reachable_p_gives_the_same_reward():
     """Eq. 1 (paper) at p = 0.5: r_t = alpha iff p~ <= 0.5. Two groups of two rows; a row's text is its
     token (1 right, 0 wrong); a group stops when its fewest and most reachable corrects agree."""
-    from videor1.train.rollout_step import settle_groups
+    from videor1.train.rollout_step import Settler
 
     class Tokens:
         def batch_decode(self, ids, skip_special_tokens):
@@ -141,7 +141,7 @@ def test_a_shuffled_group_is_settled_once_every_reachable_p_gives_the_same_rewar
         scored.extend(rows)
         return torch.tensor([text == "1" for text in texts])
 
-    settled = settle_groups(2, 2, lambda j, p: 0.3 if 0.5 >= p else 0.0, correct, Tokens())
+    settled = Settler(2, 2, lambda j, p: 0.3 if 0.5 >= p else 0.0, correct, Tokens())
     ids = torch.tensor([[0], [1], [1], [1]])
     none = torch.zeros(4, dtype=torch.bool)
     assert settled(ids, none).tolist() == [False] * 4
@@ -149,4 +149,4 @@ def test_a_shuffled_group_is_settled_once_every_reachable_p_gives_the_same_rewar
     assert settled(ids, torch.tensor([True, False, True, False])).tolist() == [True, True, False, False]
     # row 3 right too: p~ = 1, decided (no bonus); rows already scored are not scored again
     assert settled(ids, torch.tensor([True, False, True, True])).tolist() == [True] * 4
-    assert sorted(scored) == [0, 2, 3]
+    assert sorted(scored) == [0, 2, 3] and settled.cut == 1  # row 1 stopped before it ended

@@ -111,6 +111,8 @@ def test_answer_tokens_mark_the_content_the_reward_reads(tags_are_tokens):
              "<think>no answer here</think>", "<answer></answer>", "<answer>up ↑ é</answer>junk",
              "<answer>unclosed"]
     tokenizer = build_tokenizer(texts * 20, vocab_size=300)
+    # characters cut between byte tokens in the reasoning: a prefix then decodes to a trailing U+FFFD
+    texts += [f"<think>{'漢' * k}</think><answer>left</answer>" for k in range(1, 13)]
     if not tags_are_tokens:  # the same BPE without the added reasoning tokens
         from transformers import PreTrainedTokenizerFast
         tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer,
@@ -135,3 +137,12 @@ def test_answer_tokens_mark_the_content_the_reward_reads(tags_are_tokens):
         assert len(tokenizer.decode(row[:start], skip_special_tokens=True)) <= span[0]
         assert len(tokenizer.decode(row[:start + 1], skip_special_tokens=True)) > span[0]
     assert "draft" not in tokenizer.decode(rows[1][marked[1].nonzero().min():], skip_special_tokens=True)
+    assert all(int(marked[i].sum()) <= 3 for i in range(6, len(texts)))  # "left" alone, not the reasoning
+
+
+def test_the_credit_without_temporal_patch_shuffling_is_refused_when_the_config_loads(tmp_path):
+    """Refused at load (and --check), not at the first step: under sharded weights a process without a
+    credited group would otherwise wait in its padding forwards while another raised."""
+    with pytest.raises(ValueError, match="temporal_credit=response needs media.shuffle=temporal_patch"):
+        load_config(None, [f"model.path={tmp_path}", f"data.train_file={tmp_path / 'train.json'}",
+                           "algo.temporal_credit=response", "media.shuffle=frame"])

@@ -51,9 +51,10 @@ class _RecordingLayer(DynamicLayer):
     def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        if self.owner is not None and key_states.requires_grad:
+        if self.owner is not None:
             for states in (key_states, value_states):
-                states.register_hook(self._gather)
+                if states.requires_grad:
+                    states.register_hook(self._gather)
         self.keys, self.values = key_states, value_states
         return key_states, value_states
 

@@ -174,6 +174,9 @@ class RLConfig(StageConfig):
         if self.rollout.engine == "endpoint":
             raise ValueError("rollout.engine=endpoint cannot roll out for training (a server cannot take the "
                              "policy's new weights): use hf or vllm")
+        if self.algo.temporal_credit == "response" and self.media.shuffle != "temporal_patch":
+            raise ValueError("algo.temporal_credit=response needs media.shuffle=temporal_patch (its shuffled "
+                             "forward permutes the ordered video's embeddings)")
         return self
 
 

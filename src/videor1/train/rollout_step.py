@@ -125,7 +125,7 @@ def collect(questions: list[Question], config: RLConfig, engine: Engine, process
         for _ in range(parallel.agree_max(calls) - calls):
             padding_generation(questions, inputs, vision, config, engine, processor,
                                sample_seed(config.run.seed, "padding", step, micro, rank))
-    # with the skip on, a shuffled group also stops as soon as its r_t is decided (`settle_groups`)
+    # with the skip on, a shuffled group also stops as soon as its r_t is decided (`Settler`)
     outcome = (lambda j, p: resolve_temporal_reward(rewards[groups[needed[j]]], correct[groups[needed[j]]], p,
                                                     **kwargs)) if algo.skip_shuffled else None
     p_shuffled, temporal["cut"] = shuffled_accuracies(questions, needed, inputs, vision, config, engine,
@@ -192,8 +192,9 @@ def shuffled_accuracies(questions: list[Question], indices: list[int], inputs, v
     changes nothing here.
 
     `outcome(j, p~)`: the temporal reward that p~ gives question indices[j]. With it, the engine may stop
-    a group's responses once every p~ still possible gives the same reward (`settle_groups`); responses
-    stopped that way count as wrong, so p~ is then a lower bound that gives the decided reward."""
+    a group's responses once every p~ still possible gives the same reward (`Settler`); a stopped
+    response is scored on what it had written, so p~ then lies between the fewest and the most correct
+    responses the group could reach, and gives the decided reward."""
     if not indices:
         return [], 0
     prompts, encoded, seeds = shuffled_prompts(questions, indices, inputs, vision, config, step, rank)
@@ -206,38 +207,45 @@ def shuffled_accuracies(questions: list[Question], indices: list[int], inputs, v
                                     [r.options for r in picked])
         return is_correct(torch.tensor(accuracy), config.algo.correct_threshold, config.algo.correct_rule)
 
-    settled = None if outcome is None else settle_groups(len(indices), n, outcome, correct,
-                                                         processor.tokenizer)
+    settled = None if outcome is None else Settler(len(indices), n, outcome, correct, processor.tokenizer)
     completions = engine.generate(prompts, n, config.sampling, seeds=seeds, encoded=encoded, settled=settled)
-    p = correct(completions.texts, list(range(len(records)))).float().reshape(len(indices), n).mean(dim=1)
-    # cut: neither ended nor at the length limit
-    cut = (~completions.finished & (completions.lengths < config.sampling.max_new_tokens)).sum()
-    return p.tolist(), int(cut)
+    counts = correct(completions.texts, list(range(len(records)))).reshape(len(indices), n).sum(dim=1)
+    return [shuffled_accuracy(int(k), n) for k in counts], 0 if settled is None else settled.cut
 
 
-def settle_groups(groups: int, n: int, outcome: Callable[[int, float], float],
-                  correct: Callable[[list[str], list[int]], Tensor],
-                  tokenizer) -> Callable[[Tensor, Tensor], Tensor]:
+def shuffled_accuracy(correct: int, n: int) -> float:
+    """p~ from a count of correct shuffled responses: one rounding, wherever p~ is computed."""
+    return correct / n
+
+
+class Settler:
     """The engine's `settled` callback for `groups` shuffled groups of n rows (row j*n+i: group j): each
     row that has ended is scored once; group j may stop when the fewest and the most correct responses
     it can still reach give the same `outcome(j, p~)` (Eq. 1's condition is monotone in p~, so every
-    count in between gives it too). Whatever the rows not yet ended would have said, r_t is the same."""
-    scored: dict[int, bool] = {}
-    decided = torch.zeros(groups * n, dtype=torch.bool)
+    count in between gives it too). Whatever the rows not yet ended would have said, r_t is the same: a
+    stopped row's text can only add 0 or 1 to the count, within that range. `cut`: the rows stopped
+    before they ended."""
 
-    def settled(ids: Tensor, ended: Tensor) -> Tensor:
+    def __init__(self, groups: int, n: int, outcome: Callable[[int, float], float],
+                 correct: Callable[[list[str], list[int]], Tensor], tokenizer):
+        self.n, self.outcome, self.correct, self.tokenizer = n, outcome, correct, tokenizer
+        self.scored: dict[int, bool] = {}
+        self.decided = torch.zeros(groups * n, dtype=torch.bool)
+        self.cut = 0
+
+    def __call__(self, ids: Tensor, ended: Tensor) -> Tensor:
+        n, scored, decided = self.n, self.scored, self.decided
         new = [row for row in ended.nonzero().flatten().tolist() if row not in scored and not decided[row]]
         if new:
-            texts = tokenizer.batch_decode(ids[new].cpu(), skip_special_tokens=True)
-            scored.update(zip(new, correct(texts, new).tolist()))
+            texts = self.tokenizer.batch_decode(ids[new].cpu(), skip_special_tokens=True)
+            scored.update(zip(new, self.correct(texts, new).tolist()))
             for j in {row // n for row in new}:
                 known = [scored[row] for row in range(j * n, (j + 1) * n) if row in scored]
-                fewest, most = sum(known), sum(known) + n - len(known)
-                if outcome(j, fewest / n) == outcome(j, most / n):
+                fewest, most = (shuffled_accuracy(k, n) for k in (sum(known), sum(known) + n - len(known)))
+                if self.outcome(j, fewest) == self.outcome(j, most):
                     decided[j * n:(j + 1) * n] = True
+                    self.cut += n - len(known)
         return decided.clone()
-
-    return settled
 
 
 def shuffled_prompts(questions: list[Question], indices: list[int], inputs, vision: dict, config: RLConfig,
@@ -317,9 +325,6 @@ def order_reliances(questions: list[Question], indices: list[int], inputs, visio
     reliance = torch.zeros(len(questions) * G)
     if not indices:
         return reliance
-    if config.media.shuffle != "temporal_patch":
-        raise ValueError("algo.temporal_credit=response needs media.shuffle=temporal_patch (the shuffled "
-                         "forward permutes the ordered video's embeddings)")
     _, shuffled, _ = shuffled_prompts(questions, indices, inputs, vision, config, step, rank)
     with_video = [b for b, q in enumerate(questions) if q.prompt.video is not None]
     video_index = {b: i for i, b in enumerate(with_video)}  # question -> its video's rank in the batch
@@ -354,9 +359,9 @@ def answer_tokens(ids: Tensor, mask: Tensor, tokenizer) -> Tensor:
             return tokenizer.decode(tokens[:k], skip_special_tokens=True)
 
         positions = range(len(tokens) + 1)
-        # the first k tokens end before the content / have decoded all of it (both monotone in k; a
-        # character cut between two byte tokens decodes to U+FFFD and counts as not yet decoded)
-        start = bisect.bisect_left(positions, True, key=lambda k: not before.startswith(prefix(k))) - 1
+        # the first k tokens reach into the content / have decoded all of it (both monotone in k: a
+        # character cut between two byte tokens decodes to one U+FFFD, as long as the character itself)
+        start = bisect.bisect_left(positions, True, key=lambda k: len(prefix(k)) > len(before)) - 1
         end = bisect.bisect_left(positions, True, key=lambda k: prefix(k).startswith(through))
         marked[row, start:end] = 1
     return marked
