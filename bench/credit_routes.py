@@ -8,7 +8,7 @@ On the cue-conflicting direction questions of a shortcut split (records with `cu
 a response's answer shows its route: the true direction (it read the order) or the colour's (it took the
 cue). The model samples G responses per question at temperature 1; each response's order reliance,
 log pi(o | ordered frames) - log pi(o | shuffled frames), is measured as the credit measures it
-(`videor1.train.rollout_step.order_reliances`, `temporal_patch` shuffling), summed over the whole
+(`videor1.train.rollout_step.teacher_force`, `temporal_patch` shuffling), summed over the whole
 response (`algo.credit_span=response`) and over the final answer's tokens (`answer`). The table: per
 route, the responses' count and their reliance's median and mean, and per statistic the AUC, the chance
 that a response answering the truth relies on the order more than one following the cue (0.5: the credit
@@ -41,7 +41,7 @@ from videor1.rollout.base import EncodedPrompts  # noqa: E402
 from videor1.rollout.hf import HFEngine  # noqa: E402
 from videor1.train.config import load_config  # noqa: E402
 from videor1.train.data import QuestionSource  # noqa: E402
-from videor1.train.rollout_step import order_reliances  # noqa: E402
+from videor1.train.rollout_step import teacher_force  # noqa: E402
 
 SPANS = ("response", "answer")
 
@@ -50,13 +50,11 @@ def measure(args) -> list[dict]:
     """One row per sampled response: its route (truth / cue / neither) and its reliance per span."""
     config = load_config(None, [
         f"model.path={args.model}", f"data.train_file={args.data}", f"run.prompts_per_device={args.prompts}",
-        f"algo.num_generations={args.generations}", "algo.name=tgrpo", "algo.temporal_credit=response",
+        f"algo.num_generations={args.generations}",
         f"sampling.max_new_tokens={args.max_new_tokens}", f"run.seed={args.seed}",
         f"media.nframes={args.frames}", f"media.video_min_pixels={args.pixels}",
         f"media.video_max_pixels={args.pixels}"]
         + ([f"media.cache_dir={args.cache_dir}"] if args.cache_dir else []))
-    spans = {span: config.model_copy(update={"algo": config.algo.model_copy(update={"credit_span": span})})
-             for span in SPANS}
     processor = load_processor(args.model)
     model = load_model(ModelOptions(path=args.model, dtype="float32")).eval()
     loaded = load_records(args.data)
@@ -73,8 +71,9 @@ def measure(args) -> list[dict]:
         completions = engine.generate([q.prompt for q in questions], G, config.sampling,
                                       seed=args.seed + batch, encoded=EncodedPrompts(inputs, vision))
         videos = [b for b, q in enumerate(questions) if q.prompt.video is not None]
-        reliance = {span: order_reliances(questions, videos, inputs, vision, completions, spans[span], model,
-                                          batch, 0, processor.tokenizer) for span in SPANS}
+        # one pair of teacher-forced forwards, its reliance summed both ways
+        forced = teacher_force(questions, videos, inputs, vision, completions, config, model, batch, 0)
+        reliance = {span: forced.reliance(len(questions) * G, span, processor.tokenizer) for span in SPANS}
         for b in videos:
             record = questions[b].record
             for i in range(b * G, (b + 1) * G):

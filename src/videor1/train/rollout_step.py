@@ -312,19 +312,47 @@ def first_prompt(questions: list[Question], batch, vision: dict) -> tuple[dict, 
     return one, {modality: select_items(vision, modality, [0])[modality]}
 
 
-@torch.no_grad()
+@dataclass(frozen=True)
+class TeacherForced:
+    """The responses of some video questions (`rows` of the B*G) teacher-forced with ordered and with
+    shuffled frames: their ids, mask and per-token log-probs under each (rows, T)."""
+
+    rows: Tensor
+    ids: Tensor
+    mask: Tensor
+    ordered: Tensor
+    shuffled: Tensor
+
+    def reliance(self, size: int, span: str = "response", tokenizer=None) -> Tensor:
+        """(size,) log pi(o_i | ordered) - log pi(o_i | shuffled) on these rows (0 elsewhere), summed over
+        the whole response or (`span="answer"`, `tokenizer` needed) over its final answer's tokens."""
+        mask = self.mask
+        if span == "answer":
+            mask = mask * answer_tokens(self.ids, mask, tokenizer).to(mask.device)
+        reliance = torch.zeros(size)
+        reliance[self.rows] = order_reliance(self.ordered, self.shuffled, mask).float().cpu()
+        return reliance
+
+
 def order_reliances(questions: list[Question], indices: list[int], inputs, vision: dict,
                     completions: Completions, config: RLConfig, policy, step: int, rank: int,
                     tokenizer=None) -> Tensor:
-    """(B*G,) log pi(o_i | ordered) - log pi(o_i | shuffled) of every response to the video questions
-    `indices` (0 elsewhere): the sampled responses teacher-forced once with the frames in order and once
-    with them shuffled as the shuffled group would see them (`shuffled_prompts`), no generation.
-    Summed over the whole response, or with `algo.credit_span=answer` over its final answer's tokens
-    (`tokenizer` then needed)."""
-    G = config.algo.num_generations
-    reliance = torch.zeros(len(questions) * G)
+    """(B*G,) order reliance of every response to the video questions `indices` (0 elsewhere), summed
+    as `algo.credit_span` says (`tokenizer` needed for `answer`): see `teacher_force`."""
+    size = len(questions) * config.algo.num_generations
     if not indices:
-        return reliance
+        return torch.zeros(size)
+    forced = teacher_force(questions, indices, inputs, vision, completions, config, policy, step, rank)
+    return forced.reliance(size, config.algo.credit_span, tokenizer)
+
+
+@torch.no_grad()
+def teacher_force(questions: list[Question], indices: list[int], inputs, vision: dict,
+                  completions: Completions, config: RLConfig, policy, step: int, rank: int) -> TeacherForced:
+    """The sampled responses to the video questions `indices` teacher-forced once with the frames in order
+    and once with them shuffled as the shuffled group would see them (`shuffled_prompts`), no
+    generation."""
+    G = config.algo.num_generations
     _, shuffled, _ = shuffled_prompts(questions, indices, inputs, vision, config, step, rank)
     with_video = [b for b, q in enumerate(questions) if q.prompt.video is not None]
     video_index = {b: i for i, b in enumerate(with_video)}  # question -> its video's rank in the batch
@@ -336,10 +364,7 @@ def order_reliances(questions: list[Question], indices: list[int], inputs, visio
     temperature = config.sampling.temperature or 1.0
     ordered = sequence_logprobs(policy, shuffled.batch, ids, mask, G, temperature, ordered_vision)
     permuted = sequence_logprobs(policy, shuffled.batch, ids, mask, G, temperature, shuffled.vision)
-    if config.algo.credit_span == "answer":
-        mask = mask * answer_tokens(ids, mask, tokenizer).to(mask.device)
-    reliance[rows] = order_reliance(ordered, permuted, mask).float().cpu()
-    return reliance
+    return TeacherForced(rows, ids, mask, ordered, permuted)
 
 
 def answer_tokens(ids: Tensor, mask: Tensor, tokenizer) -> Tensor:
